@@ -140,28 +140,20 @@ impl AddrRange {
             });
         }
         if t.contains('/') {
-            let net: IpNet = t
-                .parse()
-                .map_err(|e: ipnet::AddrParseError| RangeError::BadCidr(s.to_string(), e.to_string()))
-                .or_else(|err| {
-                    // Give a precise reason for the common mistakes.
-                    let (addr, len) = t.split_once('/').unwrap_or((t, ""));
-                    match (addr.parse::<IpAddr>(), len.parse::<u8>()) {
-                        (Err(_), _) => Err(RangeError::BadCidr(
-                            s.to_string(),
-                            format!("{addr:?} is not an IP address"),
-                        )),
-                        (Ok(ip), Ok(l)) if l > Family::of(&ip).bits() => Err(RangeError::BadCidr(
-                            s.to_string(),
-                            format!("prefix length {l} is longer than {} bits", Family::of(&ip).bits()),
-                        )),
-                        (Ok(_), Err(_)) => Err(RangeError::BadCidr(
-                            s.to_string(),
-                            format!("{len:?} is not a prefix length"),
-                        )),
-                        _ => Err(err),
-                    }
-                })?;
+            let net: IpNet = t.parse().map_err(|e: ipnet::AddrParseError| {
+                // Give a precise reason for the common mistakes.
+                let (addr, len) = t.split_once('/').unwrap_or((t, ""));
+                let reason = match (addr.parse::<IpAddr>(), len.parse::<u8>()) {
+                    (Err(_), _) => format!("{addr:?} is not an IP address"),
+                    (Ok(ip), Ok(l)) if l > Family::of(&ip).bits() => format!(
+                        "prefix length {l} is longer than {} bits",
+                        Family::of(&ip).bits()
+                    ),
+                    (Ok(_), Err(_)) => format!("{len:?} is not a prefix length"),
+                    _ => e.to_string(),
+                };
+                RangeError::BadCidr(s.to_string(), reason)
+            })?;
             return Ok(AddrRange::from_net(net));
         }
         t.parse::<IpAddr>()
@@ -224,19 +216,32 @@ impl AddrRange {
         let hi = to_u128(&self.last);
         loop {
             // Largest block aligned at `lo` that stays within `hi`.
-            let align = if lo == 0 { bits } else { lo.trailing_zeros().min(bits) };
+            let align = if lo == 0 {
+                bits
+            } else {
+                lo.trailing_zeros().min(bits)
+            };
             let mut size_bits = align;
             while size_bits > 0 {
-                let span_minus_one = if size_bits >= 128 { u128::MAX } else { (1u128 << size_bits) - 1 };
+                let span_minus_one = if size_bits >= 128 {
+                    u128::MAX
+                } else {
+                    (1u128 << size_bits) - 1
+                };
                 if lo.checked_add(span_minus_one).is_some_and(|end| end <= hi) {
                     break;
                 }
                 size_bits -= 1;
             }
             let prefix = (bits - size_bits) as u8;
-            let net = IpNet::new(from_u128(self.family(), lo), prefix).expect("prefix within family");
+            let net =
+                IpNet::new(from_u128(self.family(), lo), prefix).expect("prefix within family");
             out.push(net);
-            let span_minus_one = if size_bits >= 128 { u128::MAX } else { (1u128 << size_bits) - 1 };
+            let span_minus_one = if size_bits >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << size_bits) - 1
+            };
             let end = lo + span_minus_one;
             if end >= hi {
                 break;
@@ -286,7 +291,9 @@ pub fn merge(ranges: &[AddrRange]) -> Vec<AddrRange> {
     for r in sorted {
         if let Some(prev) = out.last_mut()
             && prev.family() == r.family()
-            && to_u128(&prev.last).checked_add(1).is_none_or(|n| n >= to_u128(&r.first))
+            && to_u128(&prev.last)
+                .checked_add(1)
+                .is_none_or(|n| n >= to_u128(&r.first))
         {
             if to_u128(&r.last) > to_u128(&prev.last) {
                 prev.last = r.last;
@@ -334,7 +341,11 @@ impl AddrCount {
 
     /// The value if it fits a u64.
     pub fn to_u64(self) -> Option<u64> {
-        if self.high == 0 { u64::try_from(self.low).ok() } else { None }
+        if self.high == 0 {
+            u64::try_from(self.low).ok()
+        } else {
+            None
+        }
     }
 
     /// The value if it fits a u128.
@@ -351,7 +362,10 @@ impl From<u128> for AddrCount {
 
 impl From<u64> for AddrCount {
     fn from(v: u64) -> Self {
-        AddrCount { high: 0, low: v as u128 }
+        AddrCount {
+            high: 0,
+            low: v as u128,
+        }
     }
 }
 
@@ -437,13 +451,19 @@ mod tests {
         assert!(e.contains("not a prefix length"), "{e}");
         let e = AddrRange::parse("pool.example/24").unwrap_err().to_string();
         assert!(e.contains("not an IP address"), "{e}");
-        assert!(matches!(AddrRange::parse("hello"), Err(RangeError::Unparsable(_))));
+        assert!(matches!(
+            AddrRange::parse("hello"),
+            Err(RangeError::Unparsable(_))
+        ));
     }
 
     #[test]
     fn counts_do_not_overflow() {
         let all = r("::/0");
-        assert_eq!(all.len().to_string(), "340282366920938463463374607431768211456");
+        assert_eq!(
+            all.len().to_string(),
+            "340282366920938463463374607431768211456"
+        );
         assert_eq!(all.len().to_u128(), None);
         let (v4, v6) = count_by_family(&[all, r("0.0.0.0/0"), r("2001:db8::/32")]);
         assert_eq!(v4.to_string(), "4294967296");
@@ -451,12 +471,19 @@ mod tests {
         let two = all.len().plus(all.len());
         assert_eq!(two.to_string(), "680564733841876926926749214863536422912");
         assert_eq!(two.minus(all.len()), all.len());
-        assert_eq!(AddrCount::from(3u64).minus(AddrCount::from(5u64)), AddrCount::ZERO);
+        assert_eq!(
+            AddrCount::from(3u64).minus(AddrCount::from(5u64)),
+            AddrCount::ZERO
+        );
     }
 
     #[test]
     fn overlaps_are_counted_once() {
-        let (v4, v6) = count_by_family(&[r("192.0.2.0/25"), r("192.0.2.100-192.0.2.200"), r("192.0.2.201")]);
+        let (v4, v6) = count_by_family(&[
+            r("192.0.2.0/25"),
+            r("192.0.2.100-192.0.2.200"),
+            r("192.0.2.201"),
+        ]);
         assert_eq!(v4.to_u64(), Some(202));
         assert_eq!(v6, AddrCount::ZERO);
     }
@@ -465,7 +492,10 @@ mod tests {
     fn intersect_and_contains() {
         let a = r("192.0.2.0/24");
         let b = r("192.0.2.250-192.0.3.5");
-        assert_eq!(a.intersect(&b).unwrap().to_string(), "192.0.2.250-192.0.2.255");
+        assert_eq!(
+            a.intersect(&b).unwrap().to_string(),
+            "192.0.2.250-192.0.2.255"
+        );
         assert!(a.intersect(&r("2001:db8::/64")).is_none());
         assert!(a.contains(&"192.0.2.9".parse().unwrap()));
         assert!(!a.contains(&"192.0.3.9".parse().unwrap()));
@@ -475,12 +505,27 @@ mod tests {
 
     #[test]
     fn cidr_decomposition_is_exact_and_minimal() {
-        let cidrs: Vec<String> = r("192.0.2.10-192.0.2.20").to_cidrs().iter().map(|c| c.to_string()).collect();
-        assert_eq!(cidrs, ["192.0.2.10/31", "192.0.2.12/30", "192.0.2.16/30", "192.0.2.20/32"]);
+        let cidrs: Vec<String> = r("192.0.2.10-192.0.2.20")
+            .to_cidrs()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            cidrs,
+            [
+                "192.0.2.10/31",
+                "192.0.2.12/30",
+                "192.0.2.16/30",
+                "192.0.2.20/32"
+            ]
+        );
         assert_eq!(r("0.0.0.0/0").to_cidrs().len(), 1);
         assert_eq!(r("::/0").to_cidrs()[0].to_string(), "::/0");
         let cidrs = r("2001:db8::1-2001:db8::ffff").to_cidrs();
         assert_eq!(cidrs.len(), 16);
-        assert_eq!(r("255.255.255.255").to_cidrs()[0].to_string(), "255.255.255.255/32");
+        assert_eq!(
+            r("255.255.255.255").to_cidrs()[0].to_string(),
+            "255.255.255.255/32"
+        );
     }
 }

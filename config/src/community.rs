@@ -77,18 +77,38 @@ mod tests {
 
     #[test]
     fn parses_standard_large_and_well_known() {
-        assert_eq!(CommunityValue::parse("65000:100"), Ok(CommunityValue::Standard(65000, 100)));
-        assert_eq!(CommunityValue::parse("large:1:2:3"), Ok(CommunityValue::Large(1, 2, 3)));
-        assert_eq!(CommunityValue::parse("no-export"), Ok(CommunityValue::Standard(65535, 65281)));
         assert_eq!(
-            CommunityValue::parse("large:4294967295:0:7").unwrap().to_string(),
+            CommunityValue::parse("65000:100"),
+            Ok(CommunityValue::Standard(65000, 100))
+        );
+        assert_eq!(
+            CommunityValue::parse("large:1:2:3"),
+            Ok(CommunityValue::Large(1, 2, 3))
+        );
+        assert_eq!(
+            CommunityValue::parse("no-export"),
+            Ok(CommunityValue::Standard(65535, 65281))
+        );
+        assert_eq!(
+            CommunityValue::parse("large:4294967295:0:7")
+                .unwrap()
+                .to_string(),
             "large:4294967295:0:7"
         );
     }
 
     #[test]
     fn rejects_bad_values() {
-        for bad in ["65536:1", "1:-1", "a:b", "large:1:2", "large:1:2:3:4", "large:1:x:3", "100", "1:2:3"] {
+        for bad in [
+            "65536:1",
+            "1:-1",
+            "a:b",
+            "large:1:2",
+            "large:1:2:3:4",
+            "large:1:x:3",
+            "100",
+            "1:2:3",
+        ] {
             assert!(CommunityValue::parse(bad).is_err(), "{bad} should fail");
         }
         assert!(CommunityValue::looks_like_value("1:2"));

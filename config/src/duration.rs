@@ -23,7 +23,9 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(|| format!("duration {input:?} lacks a unit (use ms, s, m or h)"))?;
         if num_len == 0 {
-            return Err(format!("duration {input:?} is not a number followed by a unit"));
+            return Err(format!(
+                "duration {input:?} is not a number followed by a unit"
+            ));
         }
         let number = &rest[..num_len];
         rest = &rest[num_len..];
@@ -50,7 +52,9 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             None => (number, ""),
         };
         if int_part.is_empty() && frac_part.is_empty() || frac_part.contains('.') {
-            return Err(format!("duration {input:?} has a malformed number {number:?}"));
+            return Err(format!(
+                "duration {input:?} has a malformed number {number:?}"
+            ));
         }
         let int: u128 = if int_part.is_empty() {
             0
@@ -64,7 +68,9 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             .ok_or_else(|| format!("duration {input:?} is too large"))?;
         if !frac_part.is_empty() {
             let digits = &frac_part[..frac_part.len().min(18)];
-            let frac: u128 = digits.parse().map_err(|_| format!("duration {input:?} is malformed"))?;
+            let frac: u128 = digits
+                .parse()
+                .map_err(|_| format!("duration {input:?} is malformed"))?;
             nanos += frac * unit_nanos / 10u128.pow(digits.len() as u32);
         }
         total_nanos = total_nanos
@@ -94,7 +100,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_durations() {
-        for bad in ["", "90", "s", "-1s", "3x", "1..5s", "1.2.3s", "99999999999999999999999h"] {
+        for bad in [
+            "",
+            "90",
+            "s",
+            "-1s",
+            "3x",
+            "1..5s",
+            "1.2.3s",
+            "99999999999999999999999h",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::{Config, object_ref};
-use crate::crd::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement};
+use crate::crd::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+};
 use crate::problem::{ObjectRef, Problem, Severity};
 use crate::yaml::{SourcePos, split_documents};
 use crate::{DEFAULT_NAMESPACE, GROUP};
@@ -45,7 +47,12 @@ fn yaml_error(err: &serde_saphyr::Error, doc_start: usize) -> (usize, String) {
         .map(|l| doc_start + l.line().saturating_sub(1) as usize)
         .unwrap_or(doc_start);
     let text = err.to_string();
-    let first = text.lines().next().unwrap_or("invalid YAML").trim().to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_string();
     (line, first)
 }
 
@@ -88,7 +95,9 @@ pub fn parse_value(value: Value, pos: &SourcePos, parsed: &mut Parsed) {
         ));
         return;
     }
-    let api_version = str_field(&value, "apiVersion").unwrap_or_default().to_string();
+    let api_version = str_field(&value, "apiVersion")
+        .unwrap_or_default()
+        .to_string();
     let kind = str_field(&value, "kind").unwrap_or_default().to_string();
     if api_version.is_empty() || kind.is_empty() {
         parsed.problems.push(Problem::in_source(
@@ -127,41 +136,72 @@ pub fn parse_value(value: Value, pos: &SourcePos, parsed: &mut Parsed) {
     } else {
         format!("{kind} {name}")
     };
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
+    let (group, version) = api_version
+        .split_once('/')
+        .unwrap_or(("", api_version.as_str()));
     let warn = |parsed: &mut Parsed, msg: String| {
         parsed
             .problems
             .push(Problem::in_source(Severity::Warning, pos.clone(), msg));
     };
     let object = match (group, version, kind.as_str()) {
-        (GROUP, "v1beta1", "IPAddressPool") => typed::<IPAddressPool>(value, pos, parsed).map(|o| Object::IPAddressPool(Box::new(o))),
-        (GROUP, "v1beta1", "L2Advertisement") => typed(value, pos, parsed).map(|o| Object::L2Advertisement(Box::new(o))),
-        (GROUP, "v1beta1", "BGPAdvertisement") => typed(value, pos, parsed).map(|o| Object::BGPAdvertisement(Box::new(o))),
-        (GROUP, "v1beta2", "BGPPeer") => typed(value, pos, parsed).map(|o| Object::BGPPeer(Box::new(o))),
-        (GROUP, "v1beta1", "BFDProfile") => typed(value, pos, parsed).map(|o| Object::BFDProfile(Box::new(o))),
-        (GROUP, "v1beta1", "Community") => typed(value, pos, parsed).map(|o| Object::Community(Box::new(o))),
+        (GROUP, "v1beta1", "IPAddressPool") => {
+            typed::<IPAddressPool>(value, pos, parsed).map(|o| Object::IPAddressPool(Box::new(o)))
+        }
+        (GROUP, "v1beta1", "L2Advertisement") => {
+            typed(value, pos, parsed).map(|o| Object::L2Advertisement(Box::new(o)))
+        }
+        (GROUP, "v1beta1", "BGPAdvertisement") => {
+            typed(value, pos, parsed).map(|o| Object::BGPAdvertisement(Box::new(o)))
+        }
+        (GROUP, "v1beta2", "BGPPeer") => {
+            typed(value, pos, parsed).map(|o| Object::BGPPeer(Box::new(o)))
+        }
+        (GROUP, "v1beta1", "BFDProfile") => {
+            typed(value, pos, parsed).map(|o| Object::BFDProfile(Box::new(o)))
+        }
+        (GROUP, "v1beta1", "Community") => {
+            typed(value, pos, parsed).map(|o| Object::Community(Box::new(o)))
+        }
         ("", "v1", "Service") => typed(value, pos, parsed).map(|o| Object::Service(Box::new(o))),
         ("", "v1", "Node") => typed(value, pos, parsed).map(|o| Object::Node(Box::new(o))),
-        ("", "v1", "Namespace") => typed(value, pos, parsed).map(|o| Object::Namespace(Box::new(o))),
+        ("", "v1", "Namespace") => {
+            typed(value, pos, parsed).map(|o| Object::Namespace(Box::new(o)))
+        }
         ("", "v1", "Secret") => typed(value, pos, parsed).map(|o| Object::Secret(Box::new(o))),
-        ("discovery.k8s.io", "v1", "EndpointSlice") => typed(value, pos, parsed).map(|o| Object::EndpointSlice(Box::new(o))),
+        ("discovery.k8s.io", "v1", "EndpointSlice") => {
+            typed(value, pos, parsed).map(|o| Object::EndpointSlice(Box::new(o)))
+        }
         (GROUP, _, "ServiceL2Status" | "ServiceBGPStatus" | "ConfigurationState") => {
-            warn(parsed, format!("{describe}: {kind} is status written by FerroLB, not configuration; skipped"));
+            warn(
+                parsed,
+                format!(
+                    "{describe}: {kind} is status written by FerroLB, not configuration; skipped"
+                ),
+            );
             None
         }
         (GROUP, _, "BGPPeer") => {
             parsed.problems.push(Problem::in_source(
                 Severity::Error,
                 pos.clone(),
-                format!("{describe}: apiVersion {api_version} is not served; BGPPeer is {GROUP}/v1beta2"),
+                format!(
+                    "{describe}: apiVersion {api_version} is not served; BGPPeer is {GROUP}/v1beta2"
+                ),
             ));
             None
         }
-        (GROUP, _, "IPAddressPool" | "L2Advertisement" | "BGPAdvertisement" | "BFDProfile" | "Community") => {
+        (
+            GROUP,
+            _,
+            "IPAddressPool" | "L2Advertisement" | "BGPAdvertisement" | "BFDProfile" | "Community",
+        ) => {
             parsed.problems.push(Problem::in_source(
                 Severity::Error,
                 pos.clone(),
-                format!("{describe}: apiVersion {api_version} is not served; {kind} is {GROUP}/v1beta1"),
+                format!(
+                    "{describe}: apiVersion {api_version} is not served; {kind} is {GROUP}/v1beta1"
+                ),
             ));
             None
         }
@@ -175,7 +215,10 @@ pub fn parse_value(value: Value, pos: &SourcePos, parsed: &mut Parsed) {
             None
         }
         _ => {
-            warn(parsed, format!("{describe}: kind {kind} ({api_version}) is not used by FerroLB; skipped"));
+            warn(
+                parsed,
+                format!("{describe}: kind {kind} ({api_version}) is not used by FerroLB; skipped"),
+            );
             None
         }
     };
@@ -282,7 +325,9 @@ impl Config {
                     Problem::error(
                         oref.clone(),
                         "metadata.name",
-                        format!("defined twice; the definition at {first} is used and this one ignored"),
+                        format!(
+                            "defined twice; the definition at {first} is used and this one ignored"
+                        ),
                     )
                     .with_source(Some(pos)),
                 );

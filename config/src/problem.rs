@@ -73,7 +73,11 @@ impl Problem {
         }
     }
 
-    pub fn warning(object: ObjectRef, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        object: ObjectRef,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Problem {
             severity: Severity::Warning,
             ..Problem::error(object, field, message)

@@ -84,7 +84,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -106,7 +109,10 @@ mod tests {
         };
         assert!(matches(&sel, &labels(&[("team", "a"), ("tier", "web")])));
         assert!(!matches(&sel, &labels(&[("team", "a"), ("tier", "db")])));
-        assert!(!matches(&sel, &labels(&[("team", "a"), ("tier", "web"), ("legacy", "1")])));
+        assert!(!matches(
+            &sel,
+            &labels(&[("team", "a"), ("tier", "web"), ("legacy", "1")])
+        ));
         assert!(!matches(&sel, &labels(&[("tier", "web")])));
         assert!(matches(&LabelSelector::default(), &labels(&[])));
         assert!(matches_any(&[], &labels(&[])));

@@ -107,7 +107,9 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, SourceError> {
         };
         let parsed = parse_stream(&text, &f.display().to_string());
         loaded.problems.extend(parsed.problems);
-        loaded.config.add_objects(parsed.objects, &mut loaded.problems);
+        loaded
+            .config
+            .add_objects(parsed.objects, &mut loaded.problems);
         loaded.files.push(f);
     }
     Ok(loaded)
@@ -220,7 +222,10 @@ mod tests {
             Some("default")
         );
         assert_eq!(
-            loaded.config.ip_address_pools[0].metadata.namespace.as_deref(),
+            loaded.config.ip_address_pools[0]
+                .metadata
+                .namespace
+                .as_deref(),
             Some("ferrolb-system")
         );
         assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);

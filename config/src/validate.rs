@@ -152,7 +152,11 @@ fn validate_pools(cfg: &Config, out: &mut Vec<Problem>) {
             out,
         };
         if pool.spec.addresses.is_empty() {
-            s.error("spec.addresses", None, "a pool needs at least one address range");
+            s.error(
+                "spec.addresses",
+                None,
+                "a pool needs at least one address range",
+            );
         }
         let mut parsed: Vec<(usize, AddrRange)> = Vec::new();
         for (i, a) in pool.spec.addresses.iter().enumerate() {
@@ -210,8 +214,14 @@ fn validate_pools(cfg: &Config, out: &mut Vec<Problem>) {
                     );
                 }
             }
-            s.selectors("spec.serviceAllocation.namespaceSelectors", &sa.namespace_selectors);
-            s.selectors("spec.serviceAllocation.serviceSelectors", &sa.service_selectors);
+            s.selectors(
+                "spec.serviceAllocation.namespaceSelectors",
+                &sa.namespace_selectors,
+            );
+            s.selectors(
+                "spec.serviceAllocation.serviceSelectors",
+                &sa.service_selectors,
+            );
         }
     }
     // Overlaps between pools: reported on the pool whose name sorts later.
@@ -225,13 +235,17 @@ fn validate_pools(cfg: &Config, out: &mut Vec<Problem>) {
     let mut reported = BTreeSet::new();
     for (k, (r, pool, i)) in entries.iter().enumerate() {
         for (r2, pool2, j) in entries[k + 1..].iter() {
-            if r2.family() != r.family() || crate::addr::to_u128(&r2.first()) > crate::addr::to_u128(&r.last()) {
+            if r2.family() != r.family()
+                || crate::addr::to_u128(&r2.first()) > crate::addr::to_u128(&r.last())
+            {
                 break;
             }
             if std::ptr::eq(*pool, *pool2) {
                 continue;
             }
-            let Some(common) = r.intersect(r2) else { continue };
+            let Some(common) = r.intersect(r2) else {
+                continue;
+            };
             let ((a, ai), (b, bi)) = if (ns(*pool), name(*pool)) <= (ns(*pool2), name(*pool2)) {
                 ((*pool, *i), (*pool2, *j))
             } else {
@@ -260,7 +274,8 @@ fn validate_pools(cfg: &Config, out: &mut Vec<Problem>) {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -288,7 +303,10 @@ fn validate_l2(cfg: &Config, out: &mut Vec<Problem>) {
             out,
         };
         check_pool_names(&mut s, cfg, ns(adv), &adv.spec.ip_address_pools);
-        s.selectors("spec.ipAddressPoolSelectors", &adv.spec.ip_address_pool_selectors);
+        s.selectors(
+            "spec.ipAddressPoolSelectors",
+            &adv.spec.ip_address_pool_selectors,
+        );
         s.selectors("spec.serviceSelectors", &adv.spec.service_selectors);
         s.selectors("spec.nodeSelectors", &adv.spec.node_selectors);
         for (i, pref) in adv.spec.preferred_node_selectors.iter().enumerate() {
@@ -300,7 +318,11 @@ fn validate_l2(cfg: &Config, out: &mut Vec<Problem>) {
                 );
             }
             for (sub, msg) in selector::check(&pref.preference) {
-                s.error(format!("spec.preferredNodeSelectors[{i}].preference.{sub}"), None, msg);
+                s.error(
+                    format!("spec.preferredNodeSelectors[{i}].preference.{sub}"),
+                    None,
+                    msg,
+                );
             }
         }
         for (i, ifname) in adv.spec.interfaces.iter().enumerate() {
@@ -320,7 +342,11 @@ fn validate_communities(cfg: &Config, out: &mut Vec<Problem>) -> BTreeSet<(Strin
         let mut seen = BTreeSet::new();
         for (i, alias) in c.spec.communities.iter().enumerate() {
             if alias.name.trim().is_empty() {
-                s.error(format!("spec.communities[{i}].name"), None, "alias name is empty");
+                s.error(
+                    format!("spec.communities[{i}].name"),
+                    None,
+                    "alias name is empty",
+                );
             } else if CommunityValue::looks_like_value(&alias.name) {
                 s.error(
                     format!("spec.communities[{i}].name"),
@@ -335,7 +361,11 @@ fn validate_communities(cfg: &Config, out: &mut Vec<Problem>) -> BTreeSet<(Strin
                 );
             }
             if let Err(e) = CommunityValue::parse(&alias.value) {
-                s.error(format!("spec.communities[{i}].value"), Some(alias.value.clone()), e);
+                s.error(
+                    format!("spec.communities[{i}].value"),
+                    Some(alias.value.clone()),
+                    e,
+                );
             }
             names.insert((ns(c).to_string(), alias.name.clone()));
         }
@@ -343,7 +373,11 @@ fn validate_communities(cfg: &Config, out: &mut Vec<Problem>) -> BTreeSet<(Strin
     names
 }
 
-fn validate_bgp_advertisements(cfg: &Config, aliases: &BTreeSet<(String, String)>, out: &mut Vec<Problem>) {
+fn validate_bgp_advertisements(
+    cfg: &Config,
+    aliases: &BTreeSet<(String, String)>,
+    out: &mut Vec<Problem>,
+) {
     for adv in &cfg.bgp_advertisements {
         let namespace = ns(adv).to_string();
         let mut s = Sink {
@@ -368,7 +402,10 @@ fn validate_bgp_advertisements(cfg: &Config, aliases: &BTreeSet<(String, String)
             );
         }
         check_pool_names(&mut s, cfg, &namespace, &spec.ip_address_pools);
-        s.selectors("spec.ipAddressPoolSelectors", &spec.ip_address_pool_selectors);
+        s.selectors(
+            "spec.ipAddressPoolSelectors",
+            &spec.ip_address_pool_selectors,
+        );
         s.selectors("spec.serviceSelectors", &spec.service_selectors);
         s.selectors("spec.nodeSelectors", &spec.node_selectors);
         for (i, c) in spec.communities.iter().enumerate() {
@@ -388,7 +425,11 @@ fn validate_bgp_advertisements(cfg: &Config, aliases: &BTreeSet<(String, String)
             }
         }
         for (i, p) in spec.peers.iter().enumerate() {
-            if !cfg.bgp_peers.iter().any(|peer| ns(peer) == namespace && name(peer) == p) {
+            if !cfg
+                .bgp_peers
+                .iter()
+                .any(|peer| ns(peer) == namespace && name(peer) == p)
+            {
                 s.error(
                     format!("spec.peers[{i}]"),
                     Some(p.clone()),
@@ -397,17 +438,30 @@ fn validate_bgp_advertisements(cfg: &Config, aliases: &BTreeSet<(String, String)
             }
         }
         // Aggregation must not be shorter than a pool's own prefixes.
-        let pools = pools_for(cfg, &namespace, &spec.ip_address_pools, &spec.ip_address_pool_selectors);
+        let pools = pools_for(
+            cfg,
+            &namespace,
+            &spec.ip_address_pools,
+            &spec.ip_address_pool_selectors,
+        );
         for pool in pools {
             for (i, r) in pool_ranges(pool) {
                 let (agg, field, ok) = match r.family() {
                     Family::V4 => (spec.aggregation_length, "spec.aggregationLength", v4_ok),
-                    Family::V6 => (spec.aggregation_length_v6, "spec.aggregationLengthV6", v6_ok),
+                    Family::V6 => (
+                        spec.aggregation_length_v6,
+                        "spec.aggregationLengthV6",
+                        v6_ok,
+                    ),
                 };
                 if !ok {
                     continue;
                 }
-                if let Some(net) = r.to_cidrs().into_iter().find(|n| i32::from(n.prefix_len()) > agg) {
+                if let Some(net) = r
+                    .to_cidrs()
+                    .into_iter()
+                    .find(|n| i32::from(n.prefix_len()) > agg)
+                {
                     s.error(
                         field,
                         Some(agg.to_string()),
@@ -425,7 +479,10 @@ fn validate_bgp_advertisements(cfg: &Config, aliases: &BTreeSet<(String, String)
             let targeted: Vec<&BGPPeer> = cfg
                 .bgp_peers
                 .iter()
-                .filter(|p| ns(*p) == namespace && (spec.peers.is_empty() || spec.peers.iter().any(|n| n == name(*p))))
+                .filter(|p| {
+                    ns(*p) == namespace
+                        && (spec.peers.is_empty() || spec.peers.iter().any(|n| n == name(*p)))
+                })
                 .collect();
             if !targeted.is_empty() && targeted.iter().all(|p| peer_is_external(p) == Some(true)) {
                 let names: Vec<&str> = targeted.iter().map(|p| name(*p)).collect();
@@ -451,15 +508,35 @@ fn validate_peers(cfg: &Config, out: &mut Vec<Problem>) {
         };
         let spec = &peer.spec;
         if spec.my_asn == 0 {
-            s.error("spec.myASN", Some("0".into()), "ASN 0 is reserved (RFC 7607); use 1-4294967295");
+            s.error(
+                "spec.myASN",
+                Some("0".into()),
+                "ASN 0 is reserved (RFC 7607); use 1-4294967295",
+            );
         }
         if spec.local_asn == Some(0) {
-            s.error("spec.localASN", Some("0".into()), "ASN 0 is reserved (RFC 7607); use 1-4294967295");
+            s.error(
+                "spec.localASN",
+                Some("0".into()),
+                "ASN 0 is reserved (RFC 7607); use 1-4294967295",
+            );
         }
         match (spec.peer_asn, spec.dynamic_asn) {
-            (Some(0), _) => s.error("spec.peerASN", Some("0".into()), "ASN 0 is reserved (RFC 7607); use 1-4294967295"),
-            (Some(_), Some(_)) => s.error("spec.dynamicASN", None, "set either peerASN or dynamicASN, not both"),
-            (None, None) => s.error("spec.peerASN", None, "set peerASN, or dynamicASN (internal or external)"),
+            (Some(0), _) => s.error(
+                "spec.peerASN",
+                Some("0".into()),
+                "ASN 0 is reserved (RFC 7607); use 1-4294967295",
+            ),
+            (Some(_), Some(_)) => s.error(
+                "spec.dynamicASN",
+                None,
+                "set either peerASN or dynamicASN, not both",
+            ),
+            (None, None) => s.error(
+                "spec.peerASN",
+                None,
+                "set peerASN, or dynamicASN (internal or external)",
+            ),
             _ => {}
         }
         let mut peer_ip = None;
@@ -469,10 +546,18 @@ fn validate_peers(cfg: &Config, out: &mut Vec<Problem>) {
                 None,
                 "set either peerAddress or interface (unnumbered peering), not both",
             ),
-            (None, None) => s.error("spec.peerAddress", None, "set peerAddress, or interface for unnumbered peering"),
+            (None, None) => s.error(
+                "spec.peerAddress",
+                None,
+                "set peerAddress, or interface for unnumbered peering",
+            ),
             (Some(a), None) => match a.trim().parse::<IpAddr>() {
                 Ok(ip) => peer_ip = Some(ip),
-                Err(_) => s.error("spec.peerAddress", Some(a.clone()), "not an IPv4 or IPv6 address"),
+                Err(_) => s.error(
+                    "spec.peerAddress",
+                    Some(a.clone()),
+                    "not an IPv4 or IPv6 address",
+                ),
             },
             (None, Some(ifname)) => check_interface_name(&mut s, "spec.interface", ifname),
         }
@@ -485,25 +570,45 @@ fn validate_peers(cfg: &Config, out: &mut Vec<Problem>) {
                         s.error(
                             "spec.sourceAddress",
                             Some(src.clone()),
-                            format!("is {} but peerAddress {pip} is {}", Family::of(&ip), Family::of(&pip)),
+                            format!(
+                                "is {} but peerAddress {pip} is {}",
+                                Family::of(&ip),
+                                Family::of(&pip)
+                            ),
                         );
                     }
                 }
-                Err(_) => s.error("spec.sourceAddress", Some(src.clone()), "not an IPv4 or IPv6 address"),
+                Err(_) => s.error(
+                    "spec.sourceAddress",
+                    Some(src.clone()),
+                    "not an IPv4 or IPv6 address",
+                ),
             }
         }
         if let Some(rid) = &spec.router_id
             && rid.trim().parse::<std::net::Ipv4Addr>().is_err()
         {
-            s.error("spec.routerID", Some(rid.clone()), "a router ID is written as an IPv4 address");
+            s.error(
+                "spec.routerID",
+                Some(rid.clone()),
+                "a router ID is written as an IPv4 address",
+            );
         }
         if spec.peer_port == 0 {
-            s.error("spec.peerPort", Some("0".into()), "port must be from 1 to 65535");
+            s.error(
+                "spec.peerPort",
+                Some("0".into()),
+                "port must be from 1 to 65535",
+            );
         }
         let hold = duration_field(&mut s, "spec.holdTime", &spec.hold_time);
         if let Some(h) = hold {
             if h.subsec_nanos() != 0 {
-                s.error("spec.holdTime", spec.hold_time.clone(), "BGP hold time is whole seconds");
+                s.error(
+                    "spec.holdTime",
+                    spec.hold_time.clone(),
+                    "BGP hold time is whole seconds",
+                );
             } else if h.as_secs() == 1 || h.as_secs() == 2 {
                 s.error(
                     "spec.holdTime",
@@ -511,7 +616,11 @@ fn validate_peers(cfg: &Config, out: &mut Vec<Problem>) {
                     "BGP allows a hold time of 0 (no keepalives) or at least 3s (RFC 4271 §4.2)",
                 );
             } else if h.as_secs() > 65535 {
-                s.error("spec.holdTime", spec.hold_time.clone(), "BGP hold time is at most 65535s");
+                s.error(
+                    "spec.holdTime",
+                    spec.hold_time.clone(),
+                    "BGP hold time is at most 65535s",
+                );
             }
         }
         let keepalive = duration_field(&mut s, "spec.keepaliveTime", &spec.keepalive_time);
@@ -533,7 +642,11 @@ fn validate_peers(cfg: &Config, out: &mut Vec<Problem>) {
         if let Some(c) = duration_field(&mut s, "spec.connectTime", &spec.connect_time)
             && (c < Duration::from_secs(1) || c > Duration::from_secs(65535))
         {
-            s.error("spec.connectTime", spec.connect_time.clone(), "connect time must be from 1s to 65535s");
+            s.error(
+                "spec.connectTime",
+                spec.connect_time.clone(),
+                "connect time must be from 1s to 65535s",
+            );
         }
         if spec.password.is_some() && spec.password_secret.is_some() {
             s.error(
@@ -543,7 +656,10 @@ fn validate_peers(cfg: &Config, out: &mut Vec<Problem>) {
             );
         }
         if let Some(sec) = &spec.password_secret {
-            let sec_ns = sec.namespace.clone().unwrap_or_else(|| ns(peer).to_string());
+            let sec_ns = sec
+                .namespace
+                .clone()
+                .unwrap_or_else(|| ns(peer).to_string());
             match cfg
                 .secrets
                 .iter()
@@ -565,8 +681,14 @@ fn validate_peers(cfg: &Config, out: &mut Vec<Problem>) {
                             ),
                         );
                     }
-                    let has_pw = secret.data.as_ref().is_some_and(|d| d.contains_key("password"))
-                        || secret.string_data.as_ref().is_some_and(|d| d.contains_key("password"));
+                    let has_pw = secret
+                        .data
+                        .as_ref()
+                        .is_some_and(|d| d.contains_key("password"))
+                        || secret
+                            .string_data
+                            .as_ref()
+                            .is_some_and(|d| d.contains_key("password"));
                     if !has_pw {
                         s.error(
                             "spec.passwordSecret",
@@ -578,7 +700,10 @@ fn validate_peers(cfg: &Config, out: &mut Vec<Problem>) {
             }
         }
         if let Some(bfd) = &spec.bfd_profile
-            && !cfg.bfd_profiles.iter().any(|b| ns(b) == ns(peer) && name(b) == bfd)
+            && !cfg
+                .bfd_profiles
+                .iter()
+                .any(|b| ns(b) == ns(peer) && name(b) == bfd)
         {
             s.error(
                 "spec.bfdProfile",
@@ -591,7 +716,11 @@ fn validate_peers(cfg: &Config, out: &mut Vec<Problem>) {
             check_interface_name(&mut s, "spec.vrf", vrf);
         }
         if spec.ebgp_multi_hop && peer_is_external(peer) == Some(false) {
-            s.warning("spec.ebgpMultiHop", Some("true".into()), "has no effect on an iBGP peer");
+            s.warning(
+                "spec.ebgpMultiHop",
+                Some("true".into()),
+                "has no effect on an iBGP peer",
+            );
         }
         // Two peers for the same session on the same nodes.
         let target = spec
@@ -645,11 +774,19 @@ fn validate_bfd(cfg: &Config, out: &mut Vec<Problem>) {
             if let Some(v) = value
                 && !(lo..=hi).contains(&v)
             {
-                s.error(field, Some(v.to_string()), format!("must be from {lo} to {hi}"));
+                s.error(
+                    field,
+                    Some(v.to_string()),
+                    format!("must be from {lo} to {hi}"),
+                );
             }
         }
         if p.spec.echo_mode == Some(true) && p.spec.passive_mode == Some(true) {
-            s.warning("spec.echoMode", Some("true".into()), "echo mode has no effect on a passive session until the peer starts it");
+            s.warning(
+                "spec.echoMode",
+                Some("true".into()),
+                "echo mode has no effect on a passive session until the peer starts it",
+            );
         }
     }
 }
@@ -662,8 +799,15 @@ pub fn valid_subset(cfg: &Config, problems: &[Problem]) -> Config {
         .filter(|p| p.is_error())
         .filter_map(|p| p.object.as_ref())
         .collect();
-    fn keep<K: Resource<DynamicType = ()> + Clone>(items: &[K], bad: &BTreeSet<&ObjectRef>) -> Vec<K> {
-        items.iter().filter(|o| !bad.contains(&object_ref(*o))).cloned().collect()
+    fn keep<K: Resource<DynamicType = ()> + Clone>(
+        items: &[K],
+        bad: &BTreeSet<&ObjectRef>,
+    ) -> Vec<K> {
+        items
+            .iter()
+            .filter(|o| !bad.contains(&object_ref(*o)))
+            .cloned()
+            .collect()
     }
     Config {
         ip_address_pools: keep(&cfg.ip_address_pools, &bad),
@@ -694,7 +838,10 @@ mod tests {
         let mut problems = parsed.problems;
         let mut cfg = Config::default();
         cfg.add_objects(parsed.objects, &mut problems);
-        assert!(problems.is_empty(), "{file} should parse cleanly: {problems:#?}");
+        assert!(
+            problems.is_empty(),
+            "{file} should parse cleanly: {problems:#?}"
+        );
         (cfg, problems)
     }
 
@@ -704,7 +851,10 @@ mod tests {
             .map(|p| {
                 (
                     p.severity,
-                    p.object.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
+                    p.object
+                        .as_ref()
+                        .map(|o| o.name.clone())
+                        .unwrap_or_default(),
                     p.field.clone().unwrap_or_default(),
                 )
             })
@@ -726,33 +876,136 @@ mod tests {
         let problems = validate(&cfg);
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         let expected: &[(Severity, &str, &str, &str)] = &[
-            (Severity::Error, "pool-a", "spec.addresses[0]", "first address 192.0.2.20 is after last address 192.0.2.10"),
-            (Severity::Error, "pool-a", "spec.addresses[1]", "mixes IPv4 and IPv6"),
-            (Severity::Error, "pool-a", "spec.addresses[2]", "\"192.0.2.300\" is not an IP address"),
-            (Severity::Error, "pool-a", "spec.addresses[3]", "is not an IP address, a CIDR or a first-last range"),
-            (Severity::Error, "pool-b", "spec.addresses[0]", "overlaps IPAddressPool ferrolb-system/pool-a spec.addresses[4] \"192.0.2.0/28\" at 192.0.2.8/29"),
-            (Severity::Error, "l2-bad", "spec.ipAddressPools[1]", "IPAddressPool ferrolb-system/missing-pool, which does not exist"),
-            (Severity::Error, "adv-bad", "spec.communities[1]", "nor an alias defined in a Community object"),
-            (Severity::Error, "adv-bad", "spec.communities[2]", "not a number from 0 to 65535"),
-            (Severity::Error, "adv-bad", "spec.peers[1]", "BGPPeer ferrolb-system/ghost-peer, which does not exist"),
-            (Severity::Error, "adv-bad", "spec.aggregationLength", "aggregation length 24 is shorter than prefix 192.0.2.8/29"),
-            (Severity::Error, "adv-bad", "spec.aggregationLengthV6", "aggregation length 48 is shorter than prefix 2001:db8::/64"),
-            (Severity::Warning, "adv-bad", "spec.localPref", "every peer this advertisement targets is eBGP (ebgp-peer)"),
-            (Severity::Error, "ebgp-peer", "spec.myASN", "ASN 0 is reserved"),
-            (Severity::Error, "ebgp-peer", "spec.holdTime", "0 (no keepalives) or at least 3s"),
-            (Severity::Error, "ebgp-peer", "spec.passwordSecret", "either password or passwordSecret, not both"),
-            (Severity::Warning, "ebgp-peer", "spec.passwordSecret", "Secret not found"),
-            (Severity::Error, "ebgp-peer", "spec.bfdProfile", "BFDProfile ferrolb-system/no-such-profile, which does not exist"),
-            (Severity::Error, "slow-keepalive", "spec.keepaliveTime", "keepalive time 60s is longer than the hold time 30s"),
-            (Severity::Error, "too-fast", "spec.receiveInterval", "must be from 10 to 60000"),
-            (Severity::Error, "too-fast", "spec.detectMultiplier", "must be from 2 to 255"),
+            (
+                Severity::Error,
+                "pool-a",
+                "spec.addresses[0]",
+                "first address 192.0.2.20 is after last address 192.0.2.10",
+            ),
+            (
+                Severity::Error,
+                "pool-a",
+                "spec.addresses[1]",
+                "mixes IPv4 and IPv6",
+            ),
+            (
+                Severity::Error,
+                "pool-a",
+                "spec.addresses[2]",
+                "\"192.0.2.300\" is not an IP address",
+            ),
+            (
+                Severity::Error,
+                "pool-a",
+                "spec.addresses[3]",
+                "is not an IP address, a CIDR or a first-last range",
+            ),
+            (
+                Severity::Error,
+                "pool-b",
+                "spec.addresses[0]",
+                "overlaps IPAddressPool ferrolb-system/pool-a spec.addresses[4] \"192.0.2.0/28\" at 192.0.2.8/29",
+            ),
+            (
+                Severity::Error,
+                "l2-bad",
+                "spec.ipAddressPools[1]",
+                "IPAddressPool ferrolb-system/missing-pool, which does not exist",
+            ),
+            (
+                Severity::Error,
+                "adv-bad",
+                "spec.communities[1]",
+                "nor an alias defined in a Community object",
+            ),
+            (
+                Severity::Error,
+                "adv-bad",
+                "spec.communities[2]",
+                "not a number from 0 to 65535",
+            ),
+            (
+                Severity::Error,
+                "adv-bad",
+                "spec.peers[1]",
+                "BGPPeer ferrolb-system/ghost-peer, which does not exist",
+            ),
+            (
+                Severity::Error,
+                "adv-bad",
+                "spec.aggregationLength",
+                "aggregation length 24 is shorter than prefix 192.0.2.8/29",
+            ),
+            (
+                Severity::Error,
+                "adv-bad",
+                "spec.aggregationLengthV6",
+                "aggregation length 48 is shorter than prefix 2001:db8::/64",
+            ),
+            (
+                Severity::Warning,
+                "adv-bad",
+                "spec.localPref",
+                "every peer this advertisement targets is eBGP (ebgp-peer)",
+            ),
+            (
+                Severity::Error,
+                "ebgp-peer",
+                "spec.myASN",
+                "ASN 0 is reserved",
+            ),
+            (
+                Severity::Error,
+                "ebgp-peer",
+                "spec.holdTime",
+                "0 (no keepalives) or at least 3s",
+            ),
+            (
+                Severity::Error,
+                "ebgp-peer",
+                "spec.passwordSecret",
+                "either password or passwordSecret, not both",
+            ),
+            (
+                Severity::Warning,
+                "ebgp-peer",
+                "spec.passwordSecret",
+                "Secret not found",
+            ),
+            (
+                Severity::Error,
+                "ebgp-peer",
+                "spec.bfdProfile",
+                "BFDProfile ferrolb-system/no-such-profile, which does not exist",
+            ),
+            (
+                Severity::Error,
+                "slow-keepalive",
+                "spec.keepaliveTime",
+                "keepalive time 60s is longer than the hold time 30s",
+            ),
+            (
+                Severity::Error,
+                "too-fast",
+                "spec.receiveInterval",
+                "must be from 10 to 60000",
+            ),
+            (
+                Severity::Error,
+                "too-fast",
+                "spec.detectMultiplier",
+                "must be from 2 to 255",
+            ),
         ];
         assert_eq!(problems.len(), expected.len(), "{text:#?}");
         for (p, (sev, name, field, msg)) in problems.iter().zip(expected) {
             assert_eq!(p.severity, *sev, "{p}");
             assert_eq!(p.object.as_ref().unwrap().name, *name, "{p}");
             assert_eq!(p.field.as_deref(), Some(*field), "{p}");
-            assert!(p.message.contains(msg), "{p}\nexpected message to contain: {msg}");
+            assert!(
+                p.message.contains(msg),
+                "{p}\nexpected message to contain: {msg}"
+            );
             let src = p.source.as_ref().expect("source position");
             assert_eq!(src.file, "bad.yaml");
         }
@@ -761,7 +1014,9 @@ mod tests {
         assert_eq!(problems[4].source.as_ref().unwrap().line, 14);
         assert_eq!(problems[19].source.as_ref().unwrap().document, 7);
         // Values are quoted in the message a person reads.
-        assert!(text[0].contains("IPAddressPool ferrolb-system/pool-a: spec.addresses[0] \"192.0.2.20-192.0.2.10\""));
+        assert!(text[0].contains(
+            "IPAddressPool ferrolb-system/pool-a: spec.addresses[0] \"192.0.2.20-192.0.2.10\""
+        ));
     }
 
     #[test]
@@ -771,12 +1026,15 @@ mod tests {
         cfg.ip_address_pools.extend(good.ip_address_pools);
         let problems = validate(&cfg);
         let valid = valid_subset(&cfg, &problems);
-        let names: Vec<&str> = valid.ip_address_pools.iter().map(|p| name(p)).collect();
+        let names: Vec<&str> = valid.ip_address_pools.iter().map(name).collect();
         // "public" (192.0.2.0/26) overlaps pool-a and pool-b, and sorts after them:
         // it is the one refused. "internal" is untouched by the bad objects.
         assert_eq!(names, ["internal"]);
-        assert!(problems.iter().any(|p| p.object.as_ref().unwrap().name == "public"
-            && p.message.contains("overlaps IPAddressPool ferrolb-system/pool-a")));
+        assert!(problems.iter().any(|p| {
+            p.object.as_ref().unwrap().name == "public"
+                && p.message
+                    .contains("overlaps IPAddressPool ferrolb-system/pool-a")
+        }));
         assert!(valid.bgp_peers.is_empty());
         assert!(valid.l2_advertisements.is_empty());
         // Warnings alone keep an object.
@@ -799,23 +1057,77 @@ mod tests {
     fn peer_rules() {
         let cases: &[(&str, &[(&str, &str)])] = &[
             ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n", &[]),
-            ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  holdTime: 1s\n", &[("spec.holdTime", "at least 3s")]),
-            ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  holdTime: 0s\n", &[]),
-            ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  holdTime: 3s\n", &[]),
-            ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  holdTime: 1.5s\n", &[("spec.holdTime", "whole seconds")]),
-            ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  holdTime: ninety\n", &[("spec.holdTime", "")]),
-            ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  keepaliveTime: 91s\n", &[("spec.keepaliveTime", "hold time 90s (the default)")]),
-            ("  myASN: 1\n  peerASN: 0\n  peerAddress: 192.0.2.1\n", &[("spec.peerASN", "ASN 0")]),
-            ("  myASN: 1\n  peerAddress: 192.0.2.1\n", &[("spec.peerASN", "dynamicASN")]),
-            ("  myASN: 1\n  peerASN: 2\n  dynamicASN: internal\n  peerAddress: 192.0.2.1\n", &[("spec.dynamicASN", "not both")]),
-            ("  myASN: 1\n  peerASN: 2\n", &[("spec.peerAddress", "interface")]),
-            ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  interface: eth0\n", &[("spec.interface", "not both")]),
-            ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1.5\n", &[("spec.peerAddress", "not an IPv4 or IPv6")]),
-            ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  sourceAddress: 2001:db8::1\n", &[("spec.sourceAddress", "is IPv6 but peerAddress 192.0.2.1 is IPv4")]),
-            ("  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  routerID: 2001:db8::1\n", &[("spec.routerID", "IPv4 address")]),
-            ("  myASN: 1\n  peerASN: 1\n  peerAddress: 192.0.2.1\n  ebgpMultiHop: true\n", &[("spec.ebgpMultiHop", "iBGP")]),
-            ("  myASN: 1\n  dynamicASN: external\n  interface: eth0\n  connectTime: 0s\n", &[("spec.connectTime", "from 1s")]),
-            ("  myASN: 1\n  localASN: 0\n  peerASN: 2\n  peerAddress: 192.0.2.1\n", &[("spec.localASN", "ASN 0")]),
+            (
+                "  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  holdTime: 1s\n",
+                &[("spec.holdTime", "at least 3s")],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  holdTime: 0s\n",
+                &[],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  holdTime: 3s\n",
+                &[],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  holdTime: 1.5s\n",
+                &[("spec.holdTime", "whole seconds")],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  holdTime: ninety\n",
+                &[("spec.holdTime", "")],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  keepaliveTime: 91s\n",
+                &[("spec.keepaliveTime", "hold time 90s (the default)")],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 0\n  peerAddress: 192.0.2.1\n",
+                &[("spec.peerASN", "ASN 0")],
+            ),
+            (
+                "  myASN: 1\n  peerAddress: 192.0.2.1\n",
+                &[("spec.peerASN", "dynamicASN")],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n  dynamicASN: internal\n  peerAddress: 192.0.2.1\n",
+                &[("spec.dynamicASN", "not both")],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n",
+                &[("spec.peerAddress", "interface")],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  interface: eth0\n",
+                &[("spec.interface", "not both")],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1.5\n",
+                &[("spec.peerAddress", "not an IPv4 or IPv6")],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  sourceAddress: 2001:db8::1\n",
+                &[(
+                    "spec.sourceAddress",
+                    "is IPv6 but peerAddress 192.0.2.1 is IPv4",
+                )],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n  routerID: 2001:db8::1\n",
+                &[("spec.routerID", "IPv4 address")],
+            ),
+            (
+                "  myASN: 1\n  peerASN: 1\n  peerAddress: 192.0.2.1\n  ebgpMultiHop: true\n",
+                &[("spec.ebgpMultiHop", "iBGP")],
+            ),
+            (
+                "  myASN: 1\n  dynamicASN: external\n  interface: eth0\n  connectTime: 0s\n",
+                &[("spec.connectTime", "from 1s")],
+            ),
+            (
+                "  myASN: 1\n  localASN: 0\n  peerASN: 2\n  peerAddress: 192.0.2.1\n",
+                &[("spec.localASN", "ASN 0")],
+            ),
         ];
         for (spec, expected) in cases {
             let problems = validate(&peer(spec));
@@ -834,17 +1146,39 @@ mod tests {
     #[test]
     fn duplicate_sessions_and_objects_are_reported() {
         let one = "apiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata:\n  name: NAME\nspec:\n  myASN: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n";
-        let text = format!("{}---\n{}---\n{}", one.replace("NAME", "a"), one.replace("NAME", "b"), one.replace("NAME", "a"));
+        let text = format!(
+            "{}---\n{}---\n{}",
+            one.replace("NAME", "a"),
+            one.replace("NAME", "b"),
+            one.replace("NAME", "a")
+        );
         let parsed = parse_stream(&text, "dup.yaml");
         let mut load_problems = parsed.problems;
         let mut cfg = Config::default();
         cfg.add_objects(parsed.objects, &mut load_problems);
         assert_eq!(load_problems.len(), 1);
-        assert!(load_problems[0].message.contains("defined twice; the definition at dup.yaml:1 (document 1) is used"), "{}", load_problems[0]);
+        assert!(
+            load_problems[0]
+                .message
+                .contains("defined twice; the definition at dup.yaml:1 (document 1) is used"),
+            "{}",
+            load_problems[0]
+        );
         assert_eq!(load_problems[0].source.as_ref().unwrap().document, 3);
         let problems = validate(&cfg);
-        assert_eq!(summary(&problems), [(Severity::Error, "b".to_string(), "spec.peerAddress".to_string())]);
-        assert!(problems[0].message.contains("already defined by BGPPeer ferrolb-system/a"));
+        assert_eq!(
+            summary(&problems),
+            [(
+                Severity::Error,
+                "b".to_string(),
+                "spec.peerAddress".to_string()
+            )]
+        );
+        assert!(
+            problems[0]
+                .message
+                .contains("already defined by BGPPeer ferrolb-system/a")
+        );
     }
 
     #[test]
@@ -853,7 +1187,10 @@ mod tests {
         let parsed = parse_stream(text, "l2.yaml");
         let mut cfg = Config::default();
         cfg.add_objects(parsed.objects, &mut Vec::new());
-        let fields: Vec<String> = validate(&cfg).iter().map(|p| p.field.clone().unwrap()).collect();
+        let fields: Vec<String> = validate(&cfg)
+            .iter()
+            .map(|p| p.field.clone().unwrap())
+            .collect();
         assert_eq!(
             fields,
             [

@@ -26,7 +26,11 @@ pub struct SourcePos {
 
 impl fmt::Display for SourcePos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{} (document {})", self.file, self.line, self.document)
+        write!(
+            f,
+            "{}:{} (document {})",
+            self.file, self.line, self.document
+        )
     }
 }
 

@@ -21,16 +21,40 @@ fn default_peer_port() -> u16 {
     group = "ferrolb.io",
     version = "v1beta1",
     kind = "BGPAdvertisement",
+    doc = "Announces pools' addresses to BGP peers from every eligible node.",
     namespaced,
     status = "ConfigStatus",
     shortname = "bgpadv",
     category = "ferrolb",
-    printcolumn(name = "IPAddressPools", type_ = "string", json_path = ".spec.ipAddressPools"),
-    printcolumn(name = "IPAddressPool Selectors", type_ = "string", json_path = ".spec.ipAddressPoolSelectors", priority = 10),
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
+    printcolumn(
+        name = "IPAddressPool Selectors",
+        type_ = "string",
+        json_path = ".spec.ipAddressPoolSelectors",
+        priority = 10
+    ),
     printcolumn(name = "Peers", type_ = "string", json_path = ".spec.peers"),
-    printcolumn(name = "Aggregation", type_ = "integer", json_path = ".spec.aggregationLength", priority = 10),
-    printcolumn(name = "Communities", type_ = "string", json_path = ".spec.communities", priority = 10),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Aggregation",
+        type_ = "integer",
+        json_path = ".spec.aggregationLength",
+        priority = 10
+    ),
+    printcolumn(
+        name = "Communities",
+        type_ = "string",
+        json_path = ".spec.communities",
+        priority = 10
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BGPAdvertisementSpec {
@@ -103,18 +127,38 @@ pub struct SecretReference {
     group = "ferrolb.io",
     version = "v1beta2",
     kind = "BGPPeer",
+    doc = "A BGP session each eligible node opens to a router.",
     namespaced,
     status = "BGPPeerStatus",
     shortname = "bgpp",
     category = "ferrolb",
     printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
-    printcolumn(name = "Interface", type_ = "string", json_path = ".spec.interface", priority = 10),
+    printcolumn(
+        name = "Interface",
+        type_ = "string",
+        json_path = ".spec.interface",
+        priority = 10
+    ),
     printcolumn(name = "My ASN", type_ = "integer", json_path = ".spec.myASN"),
     printcolumn(name = "Peer ASN", type_ = "integer", json_path = ".spec.peerASN"),
-    printcolumn(name = "Dynamic ASN", type_ = "string", json_path = ".spec.dynamicASN", priority = 10),
-    printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile", priority = 10),
+    printcolumn(
+        name = "Dynamic ASN",
+        type_ = "string",
+        json_path = ".spec.dynamicASN",
+        priority = 10
+    ),
+    printcolumn(
+        name = "BFD Profile",
+        type_ = "string",
+        json_path = ".spec.bfdProfile",
+        priority = 10
+    ),
     printcolumn(name = "Established", type_ = "string", json_path = ".status.summary"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BGPPeerSpec {
@@ -128,7 +172,11 @@ pub struct BGPPeerSpec {
     #[serde(rename = "peerASN", default, skip_serializing_if = "Option::is_none")]
     pub peer_asn: Option<u32>,
     /// Learn the peer's ASN from its OPEN: `internal` (same as ours) or `external`.
-    #[serde(rename = "dynamicASN", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dynamicASN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dynamic_asn: Option<DynamicAsn>,
     /// The peer's IPv4 or IPv6 address. Set this or `interface`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,15 +293,36 @@ pub struct BGPSessionState {
     group = "ferrolb.io",
     version = "v1beta1",
     kind = "BFDProfile",
+    doc = "BFD timers for BGP sessions that name this profile.",
     namespaced,
     status = "ConfigStatus",
     shortname = "bfdp",
     category = "ferrolb",
-    printcolumn(name = "Passive Mode", type_ = "boolean", json_path = ".spec.passiveMode"),
-    printcolumn(name = "Transmit Interval", type_ = "integer", json_path = ".spec.transmitInterval"),
-    printcolumn(name = "Receive Interval", type_ = "integer", json_path = ".spec.receiveInterval"),
-    printcolumn(name = "Multiplier", type_ = "integer", json_path = ".spec.detectMultiplier"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Passive Mode",
+        type_ = "boolean",
+        json_path = ".spec.passiveMode"
+    ),
+    printcolumn(
+        name = "Transmit Interval",
+        type_ = "integer",
+        json_path = ".spec.transmitInterval"
+    ),
+    printcolumn(
+        name = "Receive Interval",
+        type_ = "integer",
+        json_path = ".spec.receiveInterval"
+    ),
+    printcolumn(
+        name = "Multiplier",
+        type_ = "integer",
+        json_path = ".spec.detectMultiplier"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BFDProfileSpec {
@@ -290,10 +359,15 @@ pub struct BFDProfileSpec {
     group = "ferrolb.io",
     version = "v1beta1",
     kind = "Community",
+    doc = "Named BGP community values for BGPAdvertisements.",
     namespaced,
     status = "ConfigStatus",
     category = "ferrolb",
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CommunitySpec {

@@ -1,3 +1,7 @@
+// clippy reads the repeated `printcolumn(type_ = ...)` entries of #[kube(...)] as
+// duplicated attributes; they are separate columns.
+#![allow(clippy::duplicated_attributes)]
+
 //! FerroLB's custom resources. Kinds and field names follow MetalLB's so that a
 //! MetalLB manifest works after changing `apiVersion` to `ferrolb.io/...`.
 

@@ -13,18 +13,47 @@ fn default_true() -> bool {
     group = "ferrolb.io",
     version = "v1beta1",
     kind = "IPAddressPool",
+    doc = "A pool of addresses FerroLB assigns to LoadBalancer Services.",
     namespaced,
     status = "IPAddressPoolStatus",
     shortname = "ipp",
     category = "ferrolb",
-    printcolumn(name = "Auto Assign", type_ = "boolean", json_path = ".spec.autoAssign"),
-    printcolumn(name = "Avoid Buggy IPs", type_ = "boolean", json_path = ".spec.avoidBuggyIPs"),
+    printcolumn(
+        name = "Auto Assign",
+        type_ = "boolean",
+        json_path = ".spec.autoAssign"
+    ),
+    printcolumn(
+        name = "Avoid Buggy IPs",
+        type_ = "boolean",
+        json_path = ".spec.avoidBuggyIPs"
+    ),
     printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses"),
-    printcolumn(name = "Assigned IPv4", type_ = "integer", json_path = ".status.assignedIPv4"),
-    printcolumn(name = "Available IPv4", type_ = "integer", json_path = ".status.availableIPv4"),
-    printcolumn(name = "Assigned IPv6", type_ = "string", json_path = ".status.assignedIPv6"),
-    printcolumn(name = "Available IPv6", type_ = "string", json_path = ".status.availableIPv6"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Assigned IPv4",
+        type_ = "integer",
+        json_path = ".status.assignedIPv4"
+    ),
+    printcolumn(
+        name = "Available IPv4",
+        type_ = "integer",
+        json_path = ".status.availableIPv4"
+    ),
+    printcolumn(
+        name = "Assigned IPv6",
+        type_ = "string",
+        json_path = ".status.assignedIPv6"
+    ),
+    printcolumn(
+        name = "Available IPv6",
+        type_ = "string",
+        json_path = ".status.availableIPv6"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IPAddressPoolSpec {

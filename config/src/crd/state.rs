@@ -9,13 +9,27 @@ use serde::{Deserialize, Serialize};
     group = "ferrolb.io",
     version = "v1beta1",
     kind = "ServiceL2Status",
+    doc = "Which node announces a Service in layer-2 mode (written by the speaker).",
     namespaced,
     status = "ServiceL2StatusStatus",
     category = "ferrolb",
     printcolumn(name = "Allocated Node", type_ = "string", json_path = ".status.node"),
-    printcolumn(name = "Service Name", type_ = "string", json_path = ".status.serviceName"),
-    printcolumn(name = "Service Namespace", type_ = "string", json_path = ".status.serviceNamespace"),
-    printcolumn(name = "Interfaces", type_ = "string", json_path = ".status.interfaces[*].name", priority = 10)
+    printcolumn(
+        name = "Service Name",
+        type_ = "string",
+        json_path = ".status.serviceName"
+    ),
+    printcolumn(
+        name = "Service Namespace",
+        type_ = "string",
+        json_path = ".status.serviceNamespace"
+    ),
+    printcolumn(
+        name = "Interfaces",
+        type_ = "string",
+        json_path = ".status.interfaces[*].name",
+        priority = 10
+    )
 )]
 pub struct ServiceL2StatusSpec {}
 
@@ -43,12 +57,21 @@ pub struct InterfaceInfo {
     group = "ferrolb.io",
     version = "v1beta1",
     kind = "ServiceBGPStatus",
+    doc = "Which node announces a Service to which BGP peers (written by the speaker).",
     namespaced,
     status = "ServiceBGPStatusStatus",
     category = "ferrolb",
     printcolumn(name = "Node", type_ = "string", json_path = ".status.node"),
-    printcolumn(name = "Service Name", type_ = "string", json_path = ".status.serviceName"),
-    printcolumn(name = "Service Namespace", type_ = "string", json_path = ".status.serviceNamespace"),
+    printcolumn(
+        name = "Service Name",
+        type_ = "string",
+        json_path = ".status.serviceName"
+    ),
+    printcolumn(
+        name = "Service Namespace",
+        type_ = "string",
+        json_path = ".status.serviceNamespace"
+    ),
     printcolumn(name = "Peers", type_ = "string", json_path = ".status.peers")
 )]
 pub struct ServiceBGPStatusSpec {}
@@ -74,6 +97,7 @@ pub struct ServiceBGPStatusStatus {
     group = "ferrolb.io",
     version = "v1beta1",
     kind = "ConfigurationState",
+    doc = "Whether the configuration a FerroLB component runs is valid, with every problem found.",
     namespaced,
     status = "ConfigurationStateStatus",
     shortname = "cfgstate",
@@ -82,9 +106,22 @@ pub struct ServiceBGPStatusStatus {
     printcolumn(name = "Node", type_ = "string", json_path = ".spec.node"),
     printcolumn(name = "Result", type_ = "string", json_path = ".status.result"),
     printcolumn(name = "Errors", type_ = "integer", json_path = ".status.errorCount"),
-    printcolumn(name = "Warnings", type_ = "integer", json_path = ".status.warningCount"),
-    printcolumn(name = "Last Error", type_ = "string", json_path = ".status.errorSummary", priority = 10),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Warnings",
+        type_ = "integer",
+        json_path = ".status.warningCount"
+    ),
+    printcolumn(
+        name = "Last Error",
+        type_ = "string",
+        json_path = ".status.errorSummary",
+        priority = 10
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigurationStateSpec {
