@@ -14,6 +14,7 @@ pub mod duration;
 pub mod manifest;
 pub mod migrate;
 pub mod problem;
+pub mod report;
 pub mod selector;
 pub mod source;
 pub mod validate;
