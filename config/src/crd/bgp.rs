@@ -103,6 +103,16 @@ impl Default for BGPAdvertisementSpec {
     }
 }
 
+/// Schema of `dynamicASN`: an enum without `null`, which kubectl's client-side
+/// validation refuses.
+fn dynamic_asn_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "enum": ["internal", "external"],
+        "description": "Learn the peer's ASN from its OPEN: `internal` (same as ours) or `external`."
+    })
+}
+
 /// Whether the peer's ASN is learned from its OPEN: same as ours, or different.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -177,6 +187,7 @@ pub struct BGPPeerSpec {
         default,
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(schema_with = "dynamic_asn_schema")]
     pub dynamic_asn: Option<DynamicAsn>,
     /// The peer's IPv4 or IPv6 address. Set this or `interface`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

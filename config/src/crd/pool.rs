@@ -104,15 +104,15 @@ pub struct ServiceAllocation {
 /// 2^128 addresses, more than any JSON integer; IPv4 counts always fit an integer.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct IPAddressPoolStatus {
-    #[serde(rename = "assignedIPv4", default)]
+    #[serde(rename = "assignedIPv4")]
     pub assigned_ipv4: u64,
-    #[serde(rename = "availableIPv4", default)]
+    #[serde(rename = "availableIPv4")]
     pub available_ipv4: u64,
     /// Decimal string.
-    #[serde(rename = "assignedIPv6", default)]
+    #[serde(rename = "assignedIPv6")]
     pub assigned_ipv6: String,
     /// Decimal string.
-    #[serde(rename = "availableIPv6", default)]
+    #[serde(rename = "availableIPv6")]
     pub available_ipv6: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

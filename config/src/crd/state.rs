@@ -36,11 +36,8 @@ pub struct ServiceL2StatusSpec {}
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceL2StatusStatus {
-    #[serde(default)]
     pub node: String,
-    #[serde(default)]
     pub service_name: String,
-    #[serde(default)]
     pub service_namespace: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceInfo>,
@@ -79,11 +76,8 @@ pub struct ServiceBGPStatusSpec {}
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceBGPStatusStatus {
-    #[serde(default)]
     pub node: String,
-    #[serde(default)]
     pub service_name: String,
-    #[serde(default)]
     pub service_namespace: String,
     /// BGPPeer names the Service is announced to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -136,11 +130,8 @@ pub struct ConfigurationStateSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ConfigurationStateStatus {
     /// `Valid`, `ValidWithWarnings` or `Invalid` (some objects are ignored).
-    #[serde(default)]
     pub result: String,
-    #[serde(default)]
     pub error_count: u32,
-    #[serde(default)]
     pub warning_count: u32,
     /// The first error, for printing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
