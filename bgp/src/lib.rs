@@ -19,9 +19,11 @@
 //! assert_eq!(decode_message(&bytes, &ctx).unwrap().message, Message::Keepalive);
 //! ```
 
+pub mod bfd;
 pub mod error;
 pub mod message;
 pub mod prefix;
+pub mod session;
 mod wire;
 
 pub use error::{AttributeError, AttributeProblem, DecodeError, EncodeError};
