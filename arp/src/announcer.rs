@@ -199,7 +199,7 @@ pub struct Announcer {
     unknown_interface: u64,
 }
 
-fn check_announceable(ip: IpAddr) -> Result<(), AnnouncerError> {
+pub(crate) fn check_announceable(ip: IpAddr) -> Result<(), AnnouncerError> {
     let ok = match ip {
         IpAddr::V4(v4) => {
             !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() || v4.is_loopback())

@@ -14,6 +14,8 @@
 //! - [`counters`]: per-interface and per-address counters.
 //! - [`interface_choice`]: which interfaces announce an IP.
 //! - [`mac`], [`time`]: [`MacAddr`] and the [`Instant`] time input.
+//! - [`io`] (feature `io`, default): the Linux I/O layer — raw sockets,
+//!   rtnetlink monitoring and the tokio task that drives the announcer.
 //!
 //! # Example: the I/O layer's loop, minus the I/O
 //!
@@ -50,6 +52,8 @@ pub mod announcer;
 pub mod counters;
 pub mod frame;
 pub mod interface_choice;
+#[cfg(feature = "io")]
+pub mod io;
 pub mod mac;
 pub mod output;
 pub mod time;

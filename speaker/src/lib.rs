@@ -1,2 +1,7 @@
 //! FerroLB speaker library: desired announcements, layer-2 election and
-//! membership. Not implemented yet; see the project's issues.
+//! membership. The daemon is not implemented yet; see the project's issues.
+//!
+//! - [`l2_probe`]: the `l2-probe` subcommand, which announces IPs on
+//!   layer 2 exactly as the speaker will and reports what happens.
+
+pub mod l2_probe;

@@ -1,10 +1,12 @@
 //! `ferrolb-speaker`: the node daemon (layer-2 and BGP announcements).
 //!
-//! Only the command-line shell exists so far; the daemon lands with the speaker work.
+//! The daemon lands with the speaker work; for now the binary offers the
+//! `l2-probe` diagnostic subcommand.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use ferrolb_speaker::l2_probe;
 
 #[derive(Parser)]
 #[command(
@@ -12,10 +14,39 @@ use clap::Parser;
     version,
     about = "FerroLB speaker: makes Service IPs reachable from this node"
 )]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Announce IPs with ARP/NDP as the speaker would and print one JSON
+    /// line per event until SIGINT/SIGTERM (needs CAP_NET_RAW).
+    L2Probe(l2_probe::Args),
+}
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    eprintln!("ferrolb-speaker: the node daemon is not implemented yet; nothing to run");
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::L2Probe(args)) => {
+            init_logging();
+            l2_probe::run(args)
+        }
+        None => {
+            eprintln!("ferrolb-speaker: the node daemon is not implemented yet; nothing to run");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `warn`); stdout is
+/// reserved for the probe's JSON lines.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -1,0 +1,275 @@
+//! `ferrolb-speaker l2-probe`: announces IPs on layer 2 exactly as the
+//! speaker does, prints one JSON object per line for everything that
+//! happens, and stops answering on SIGINT or SIGTERM.
+//!
+//! Lines on stdout (every object has `event` and `elapsed_ms`, the
+//! milliseconds since the probe started):
+//!
+//! - `interfaces_chosen`: `ip`, `rule` (`listed`, `subnet`,
+//!   `default_route`, `no_interface`), `interfaces` (`name`, `index`,
+//!   `mac`), `unusable` (chosen interfaces without a MAC);
+//! - `ready`: `ips`, once every IP is owned;
+//! - `gratuitous_arp` / `unsolicited_na`: `ip`, `interface`, `mac`;
+//! - `answered`: `protocol` (`arp`/`ndp`), `ip`, `interface`, `mac`,
+//!   `asker_ip`, `asker_mac`;
+//! - `conflict`: `ip`, `interface`, `other_mac`, `kind`;
+//! - `link`: `interface`, `up`;
+//! - `released`: `ip`;
+//! - `error`: `interface` (or null), `message`;
+//! - `stopped`: `signal`, `counters` (per interface and IP).
+//!
+//! Logs go to stderr (`RUST_LOG` filters them; default `warn`).
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use ferrolb_arp::io::{IpStatus, L2Config, L2Counters, L2Error, L2Event, L2Runner};
+use ferrolb_arp::{ChoiceRule, ConflictKind, Event};
+use serde_json::{Value, json};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Arguments of `l2-probe`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Service IP to announce, IPv4 or IPv6 (repeat the flag or list
+    /// several).
+    #[arg(long = "ip", value_name = "IP", required = true, num_args = 1..)]
+    pub ips: Vec<IpAddr>,
+    /// Announce only on this interface, like an L2Advertisement's
+    /// `interfaces` list (repeatable). Without it the interface choice
+    /// rule decides: interfaces with a subnet containing the IP, else the
+    /// default route's interface.
+    #[arg(long = "interface", value_name = "IF")]
+    pub interfaces: Vec<String>,
+}
+
+/// Runs the probe; the exit code is 0 after a clean stop on a signal.
+pub fn run(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ferrolb-speaker l2-probe: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(probe(args))
+}
+
+struct Printer {
+    start: Instant,
+}
+
+impl Printer {
+    fn print(&self, mut line: Value) {
+        if let Value::Object(map) = &mut line {
+            let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            map.insert("elapsed_ms".to_owned(), json!(elapsed));
+        }
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout must not stop the probe from answering.
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+}
+
+async fn probe(args: Args) -> ExitCode {
+    let printer = Printer {
+        start: Instant::now(),
+    };
+    let (mut sigint, mut sigterm) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(sigint), Ok(sigterm)) => (sigint, sigterm),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("ferrolb-speaker l2-probe: installing signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut runner = match L2Runner::start(L2Config::default()).await {
+        Ok(runner) => runner,
+        Err(err @ L2Error::Permission(_)) => {
+            eprintln!(
+                "ferrolb-speaker l2-probe: {err}\n\
+                 The probe sends and receives raw ARP/NDP frames: run it as root \
+                 (e.g. with sudo) or give the binary CAP_NET_RAW."
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(err) => {
+            eprintln!("ferrolb-speaker l2-probe: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    for &ip in &args.ips {
+        if let Err(err) = runner.handle.add_ip(ip, args.interfaces.clone()).await {
+            eprintln!("ferrolb-speaker l2-probe: cannot announce {ip}: {err}");
+            let _ = runner.handle.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    }
+    while let Ok(event) = runner.events.try_recv() {
+        printer.print(event_json(&event));
+    }
+    printer.print(json!({ "event": "ready", "ips": args.ips }));
+
+    let signal_name = loop {
+        tokio::select! {
+            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break "SIGTERM",
+            event = runner.events.recv() => match event {
+                Some(event) => printer.print(event_json(&event)),
+                None => {
+                    eprintln!("ferrolb-speaker l2-probe: the announcer stopped unexpectedly");
+                    return ExitCode::FAILURE;
+                }
+            },
+        }
+    };
+
+    let counters = runner.handle.counters().await.ok();
+    // Releases every IP and closes the sockets: from here on nothing is
+    // answered.
+    if let Err(err) = runner.handle.shutdown().await {
+        eprintln!("ferrolb-speaker l2-probe: stopping: {err}");
+        return ExitCode::FAILURE;
+    }
+    while let Ok(event) = runner.events.try_recv() {
+        printer.print(event_json(&event));
+    }
+    printer.print(json!({
+        "event": "stopped",
+        "signal": signal_name,
+        "counters": counters.as_ref().map(counters_json),
+    }));
+    ExitCode::SUCCESS
+}
+
+fn rule_name(rule: ChoiceRule) -> &'static str {
+    match rule {
+        ChoiceRule::Listed => "listed",
+        ChoiceRule::Subnet => "subnet",
+        ChoiceRule::DefaultRoute => "default_route",
+        ChoiceRule::NoInterface => "no_interface",
+    }
+}
+
+fn conflict_name(kind: ConflictKind) -> &'static str {
+    match kind {
+        ConflictKind::ArpProbe => "arp_probe",
+        ConflictKind::ArpSender => "arp_sender",
+        ConflictKind::DadProbe => "dad_probe",
+        ConflictKind::NeighborAdvertisement => "neighbor_advertisement",
+    }
+}
+
+fn status_json(status: &IpStatus) -> Value {
+    json!({
+        "event": "interfaces_chosen",
+        "ip": status.ip,
+        "rule": rule_name(status.rule),
+        "listed": status.listed,
+        "interfaces": status.interfaces.iter().map(|i| json!({
+            "name": i.name,
+            "index": i.index,
+            "mac": i.mac.to_string(),
+        })).collect::<Vec<_>>(),
+        "unusable": status.unusable,
+    })
+}
+
+/// The JSON line for one runner event.
+pub fn event_json(event: &L2Event) -> Value {
+    match event {
+        L2Event::InterfacesChosen(status) => status_json(status),
+        L2Event::Released { ip } => json!({ "event": "released", "ip": ip }),
+        L2Event::LinkChanged { interface, up } => json!({
+            "event": "link",
+            "interface": interface.name,
+            "mac": interface.mac.to_string(),
+            "up": up,
+        }),
+        L2Event::Error { interface, message } => json!({
+            "event": "error",
+            "interface": interface,
+            "message": message,
+        }),
+        L2Event::Announcer { event, interface } => match event {
+            Event::Gratuitous { ip, .. } => json!({
+                "event": if ip.is_ipv4() { "gratuitous_arp" } else { "unsolicited_na" },
+                "ip": ip,
+                "interface": interface.name,
+                "mac": interface.mac.to_string(),
+            }),
+            Event::Answered {
+                ip,
+                asker_ip,
+                asker_mac,
+                ..
+            } => json!({
+                "event": "answered",
+                "protocol": if ip.is_ipv4() { "arp" } else { "ndp" },
+                "ip": ip,
+                "interface": interface.name,
+                "mac": interface.mac.to_string(),
+                "asker_ip": asker_ip,
+                "asker_mac": asker_mac.to_string(),
+            }),
+            Event::ConflictDetected {
+                ip,
+                other_mac,
+                kind,
+                ..
+            } => json!({
+                "event": "conflict",
+                "ip": ip,
+                "interface": interface.name,
+                "other_mac": other_mac.to_string(),
+                "kind": conflict_name(*kind),
+            }),
+        },
+    }
+}
+
+fn counters_json(counters: &L2Counters) -> Value {
+    let interfaces: Vec<Value> = counters
+        .announcer
+        .interfaces
+        .values()
+        .filter(|i| i.counters.frames_seen > 0 || !i.ips.is_empty())
+        .map(|i| {
+            let c = &i.counters;
+            json!({
+                "name": i.name,
+                "frames_seen": c.frames_seen,
+                "handled": c.handled,
+                "not_owned": c.not_owned,
+                "malformed": c.malformed,
+                "ips": i.ips.iter().map(|(ip, c)| json!({
+                    "ip": ip,
+                    "requests_seen": c.requests_seen,
+                    "replies_sent": c.replies_sent,
+                    "gratuitous_sent": c.gratuitous_sent,
+                    "conflicts": c.conflicts,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let io = &counters.io;
+    json!({
+        "interfaces": interfaces,
+        "frames_received": io.frames_received,
+        "frames_sent": io.frames_sent,
+        "send_errors": io.send_errors,
+        "socket_errors": io.socket_errors,
+        "netlink_dumps": io.netlink_dumps,
+        "events_dropped": io.events_dropped,
+    })
+}
