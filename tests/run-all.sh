@@ -27,5 +27,12 @@ if ! "$CARGO_TARGET_DIR/debug/ferrolb-controller" crds | diff -u deploy/crds.yam
     exit 1
 fi
 
+step "test Kubernetes API server (built once from Debian's source, then cached)"
+tests/apiserver/build-binaries.sh >/dev/null
+tests/apiserver/kubectl.sh >/dev/null
+
+step "building every binary the end-to-end tests run"
+cargo build --workspace --locked --bins
+
 step "cargo test (unit and end-to-end)"
 cargo test --workspace --locked --no-fail-fast

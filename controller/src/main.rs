@@ -3,17 +3,51 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "ferrolb-controller",
     version,
-    about = "FerroLB controller: external IPs for LoadBalancer Services"
+    about = "FerroLB controller: external IPs for LoadBalancer Services",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Run without a cluster over a directory of Kubernetes-style YAML; results go to DIR/status/.
+    #[arg(long, value_name = "DIR")]
+    standalone: Option<PathBuf>,
+    /// With --standalone: allocate once, write DIR/status/ and exit.
+    #[arg(long, requires = "standalone")]
+    once: bool,
+    /// Only handle Services whose spec.loadBalancerClass is NAME (classless ones are left alone).
+    #[arg(long, value_name = "NAME")]
+    lb_class: Option<String>,
+    /// Kubeconfig file (default: in-cluster configuration, then $KUBECONFIG / ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace of FerroLB's configuration objects and of the leader Lease.
+    #[arg(long, env = "FERROLB_NAMESPACE", default_value = ferrolb_config::DEFAULT_NAMESPACE)]
+    namespace: String,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    metrics_addr: std::net::SocketAddr,
+    /// This replica's identity in the leader Lease (default: $POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "ferrolb-controller")]
+    lease_name: String,
+    /// Seconds a leader's Lease holds without renewal before another replica takes over.
+    #[arg(long, default_value_t = 15)]
+    lease_duration: u64,
 }
 
 #[derive(Subcommand)]
@@ -35,14 +69,114 @@ enum Command {
     Migrate { file: PathBuf },
 }
 
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run_cluster(args: RunArgs) -> ExitCode {
+    let lease = std::time::Duration::from_secs(args.lease_duration.max(3));
+    let identity = args.identity.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| format!("ferrolb-controller-{}", std::process::id()))
+    });
+    let release = (
+        args.kubeconfig.clone(),
+        args.namespace.clone(),
+        args.lease_name.clone(),
+        identity.clone(),
+    );
+    let opts = ferrolb_controller::cluster::Options {
+        kubeconfig: args.kubeconfig,
+        namespace: args.namespace,
+        lb_class: args.lb_class,
+        metrics_addr: args.metrics_addr,
+        identity,
+        lease_name: args.lease_name,
+        timing: ferrolb_controller::leader::Timing {
+            lease_duration: lease,
+            renew_deadline: lease * 2 / 3,
+            retry_period: (lease / 7).max(std::time::Duration::from_millis(500)),
+        },
+        resync: std::time::Duration::from_secs(60),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrolb-controller: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        tokio::select! {
+            result = ferrolb_controller::cluster::run(opts) => match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ferrolb-controller: {e}");
+                    ExitCode::from(1)
+                }
+            },
+            _ = shutdown_signal() => {
+                let (kubeconfig, namespace, lease_name, identity) = release;
+                if let Ok(client) = ferrolb_controller::cluster::client(kubeconfig.as_ref()).await {
+                    let api = kube::Api::namespaced(client, &namespace);
+                    match ferrolb_controller::cluster::lease::release(&api, &lease_name, &identity).await {
+                        Ok(true) => tracing::info!("released the leader Lease"),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot release the leader Lease"),
+                    }
+                }
+                tracing::info!("stopping");
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crds => {
+        Some(Command::Crds) => {
             print!("{}", ferrolb_config::crd::crds_yaml());
             ExitCode::SUCCESS
         }
-        Command::Validate { paths, json } => ferrolb_controller::cli::validate(&paths, json),
-        Command::Migrate { file } => ferrolb_controller::cli::migrate(&file),
+        Some(Command::Validate { paths, json }) => ferrolb_controller::cli::validate(&paths, json),
+        Some(Command::Migrate { file }) => ferrolb_controller::cli::migrate(&file),
+        None => {
+            init_logging();
+            let Some(dir) = cli.run.standalone else {
+                return run_cluster(cli.run);
+            };
+            let mut standalone =
+                ferrolb_controller::standalone::Standalone::new(&dir, cli.run.lb_class.as_deref());
+            let result = if cli.run.once {
+                standalone.run_once().map(|_| ())
+            } else {
+                standalone.run_forever()
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ferrolb-controller: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
     }
 }

@@ -49,7 +49,8 @@ etcd --name ferrolb-test --data-dir "$state/etcd" \
     >"$state/etcd.log" 2>&1 &
 echo "etcd $!" >>"$state/pids"
 
-# Service ClusterIPs are only numbers in etcd here; still, a documentation range.
+# Service ClusterIPs are only numbers in etcd here; still, documentation ranges.
+# Dual-stack (alpha in 1.20) so that bulk tests can use the large IPv6 range.
 "$bindir/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_client" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
@@ -58,7 +59,8 @@ echo "etcd $!" >>"$state/pids"
     --authorization-mode RBAC \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-account-issuer https://kubernetes.default.svc \
-    --service-cluster-ip-range 203.0.113.0/24 \
+    --service-cluster-ip-range 203.0.113.0/24,2001:db8:fff::/112 \
+    --feature-gates IPv6DualStack=true \
     --allow-privileged \
     >"$state/apiserver.log" 2>&1 &
 echo "kube-apiserver $!" >>"$state/pids"
@@ -105,6 +107,7 @@ fi
     --use-service-account-credentials=false \
     --controllers "serviceaccount-token,serviceaccount,namespace,garbagecollector" \
     --leader-elect=false \
+    --feature-gates IPv6DualStack=true --service-cluster-ip-range 203.0.113.0/24,2001:db8:fff::/112 \
     >"$state/controller-manager.log" 2>&1 &
 echo "kube-controller-manager $!" >>"$state/pids"
 

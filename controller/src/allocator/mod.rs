@@ -1,0 +1,75 @@
+//! The pure, sans-IO IP allocator: a snapshot in, decisions out. No I/O, no
+//! clocks, no async; the Kubernetes controller and the standalone file mode
+//! drive it and write its decisions back.
+//!
+//! # Using it
+//!
+//! ```no_run
+//! # use ferrolb_controller::allocator::*;
+//! # let pools = vec![]; let services = vec![]; let namespaces = NamespaceLabels::new();
+//! let mut alloc = Allocator::new(); // or Allocator::with_load_balancer_class("name")
+//! alloc.set_pools(&pools);
+//! let snapshot = Snapshot::new(&services, &namespaces);
+//! alloc.restore(snapshot); // at start: claim every Service's status IPs again
+//! for outcome in alloc.reconcile(snapshot) {
+//!     // write outcome.ips / outcome.pool when outcome.changed; record outcome.events
+//! }
+//! ```
+//!
+//! Between full reconciles, [`Allocator::allocate`] decides for one Service and
+//! [`Allocator::release`] frees a deleted one. [`Allocator::pool_usage`] gives
+//! the counts for each pool's status.
+//!
+//! # Rules (MetalLB-compatible)
+//!
+//! - Ours: `spec.type: LoadBalancer` and `spec.loadBalancerClass` unset (or equal
+//!   to the configured class). A Service that stops being ours, or is being
+//!   deleted, is released at once.
+//! - Requested IPs (`ferrolb.io/loadBalancerIPs`, `metallb.io/…`,
+//!   `metallb.universe.tf/…`, then `spec.loadBalancerIP`) must lie in a pool the
+//!   Service may use. A requested pool (`ferrolb.io/address-pool`, …) is the only
+//!   one used, even with `autoAssign: false`; its `serviceAllocation` still applies.
+//! - Otherwise pools with `autoAssign: true` admitting the Service (every given
+//!   restriction of `serviceAllocation` met) are tried by priority (lower first,
+//!   none last), then name. Within a pool, the lowest free address walking
+//!   `addresses` in the order written; `avoidBuggyIPs` skips IPv4 `.0`/`.255`.
+//! - Families follow `ipFamilyPolicy`/`ipFamilies` (dual-stack IPs come from one pool).
+//! - Sharing (`allow-shared-ip` key): same key, no port+protocol overlap, same
+//!   backends (both Cluster, or both Local with equal selectors).
+//! - An assigned IP stays while valid; after a restart the status IPs are claimed
+//!   again (older Service wins a conflict); new allocations are made in order of
+//!   creationTimestamp, then namespace/name.
+//!
+//! # Cost
+//!
+//! Nothing enumerates a pool. Per pool and family the used addresses are kept as
+//! runs of *ordinals* (positions in the pool's address sequence), so the lowest
+//! free address is one ordered-map lookup; an IP → holders index serves sharing
+//! checks. Memory grows with assignments, not with pool sizes.
+
+mod events;
+mod intervals;
+mod pool_index;
+mod reconcile;
+mod service;
+mod sharing;
+mod state;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use events::{
+    ALLOCATION_FAILED, Event, EventType, IP_ALLOCATED, IP_INVALIDATED, IP_RELEASED, PendingReason,
+    ReleaseCause, Unusable,
+};
+pub use reconcile::{
+    NAMESPACE_NAME_LABEL, NamespaceLabels, OutcomeState, RestoreReport, ServiceOutcome, Snapshot,
+    namespace_labels,
+};
+pub use service::{
+    ADDRESS_POOL_ANNOTATIONS, ALLOCATED_FROM_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATIONS,
+    LOAD_BALANCER_IPS_ANNOTATIONS, NotOurs, ServiceKey,
+};
+pub use state::Allocator;

@@ -1,0 +1,407 @@
+//! Property tests: no IP is ever held by two Services that may not share it,
+//! allocation is deterministic, and a restart (restore from the outcomes' IPs)
+//! gives back the same assignments.
+
+use std::collections::BTreeMap;
+
+use ferrolb_config::addr::Family;
+use ferrolb_config::crd::{IPAddressPool, ServiceAllocation};
+use k8s_openapi::api::core::v1::Service;
+use proptest::prelude::*;
+
+use super::tests::{S, ip, no_ns, pool, svc};
+use super::*;
+
+#[derive(Debug, Clone)]
+struct PoolSpec {
+    present: bool,
+    big: bool,
+    priority: Option<i32>,
+    avoid_buggy: bool,
+    only_ns1: bool,
+    auto_assign: bool,
+}
+
+fn pool_spec() -> impl Strategy<Value = PoolSpec> {
+    (
+        prop::bool::weighted(0.85),
+        any::<bool>(),
+        prop::option::of(0..3i32),
+        any::<bool>(),
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(0.8),
+    )
+        .prop_map(
+            |(present, big, priority, avoid_buggy, only_ns1, auto_assign)| PoolSpec {
+                present,
+                big,
+                priority,
+                avoid_buggy,
+                only_ns1,
+                auto_assign,
+            },
+        )
+}
+
+/// Three small pools (documentation addresses only): IPv4, dual-stack, IPv6.
+fn build_pools(specs: &[PoolSpec]) -> Vec<IPAddressPool> {
+    let shapes: [(&str, [&[&str]; 2]); 3] = [
+        (
+            "p-a",
+            [
+                &["192.0.2.0/30"],
+                &["192.0.2.254-192.0.3.1", "192.0.2.0/29"],
+            ],
+        ),
+        (
+            "p-b",
+            [
+                &["198.51.100.0/31", "2001:db8::/127"],
+                &["198.51.100.0/30", "2001:db8::/126"],
+            ],
+        ),
+        (
+            "p-c",
+            [
+                &["2001:db8:1::/127"],
+                &["2001:db8:1::/126", "203.0.113.0/31"],
+            ],
+        ),
+    ];
+    specs
+        .iter()
+        .zip(shapes)
+        .filter(|(s, _)| s.present)
+        .map(|(s, (name, addrs))| {
+            let mut p = pool(name, addrs[s.big as usize]);
+            p.spec.avoid_buggy_ips = s.avoid_buggy;
+            p.spec.auto_assign = s.auto_assign;
+            if s.priority.is_some() || s.only_ns1 {
+                p.spec.service_allocation = Some(ServiceAllocation {
+                    priority: s.priority,
+                    namespaces: if s.only_ns1 {
+                        vec!["ns1".into()]
+                    } else {
+                        vec![]
+                    },
+                    ..Default::default()
+                });
+            }
+            p
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+struct SvcSpec {
+    ns: u8,
+    created: Option<u8>,
+    policy: u8,
+    families: u8,
+    key: u8,
+    ports: u8,
+    local: Option<u8>,
+    requested: Option<u8>,
+    pool: u8,
+    lb_type: bool,
+}
+
+fn svc_spec() -> impl Strategy<Value = SvcSpec> {
+    (
+        (0..2u8, prop::option::of(0..4u8), 0..4u8, 0..4u8, 0..3u8),
+        (
+            0..8u8,
+            prop::option::weighted(0.3, 0..2u8),
+            prop::option::weighted(0.2, 0..8u8),
+            0..6u8,
+            prop::bool::weighted(0.95),
+        ),
+    )
+        .prop_map(
+            |((ns, created, policy, families, key), (ports, local, requested, pool, lb_type))| {
+                SvcSpec {
+                    ns,
+                    created,
+                    policy,
+                    families,
+                    key,
+                    ports,
+                    local,
+                    requested,
+                    pool,
+                    lb_type,
+                }
+            },
+        )
+}
+
+const REQUESTABLE: [&str; 8] = [
+    "192.0.2.1",
+    "192.0.2.9",
+    "198.51.100.1",
+    "2001:db8::1",
+    "2001:db8:1::1",
+    "203.0.113.5",
+    "192.0.2.255",
+    "192.0.2.1,2001:db8::1",
+];
+
+fn build_service(i: usize, s: &SvcSpec) -> Service {
+    let mut b: S = svc(&format!("ns{}", s.ns), &format!("s{i}"));
+    if let Some(c) = s.created {
+        b = b.created(c as i64);
+    }
+    match s.policy {
+        1 => b = b.policy("SingleStack"),
+        2 => b = b.policy("PreferDualStack"),
+        3 => b = b.policy("RequireDualStack"),
+        _ => {}
+    }
+    match s.families {
+        1 => b = b.families(&["IPv4"]),
+        2 => b = b.families(&["IPv6"]),
+        3 => b = b.families(&["IPv6", "IPv4"]),
+        _ => {}
+    }
+    match s.key {
+        1 => b = b.share("k"),
+        2 => b = b.share("j"),
+        _ => {}
+    }
+    let ports: Vec<(i32, &str)> = [(80, "TCP"), (443, "TCP"), (53, "UDP")]
+        .into_iter()
+        .enumerate()
+        .filter(|(bit, _)| s.ports & (1 << bit) != 0)
+        .map(|(_, p)| p)
+        .collect();
+    b = b.ports(&ports);
+    if let Some(sel) = s.local {
+        b = b.local(&[("app", if sel == 0 { "a" } else { "b" })]);
+    }
+    if let Some(r) = s.requested {
+        b = b.ann("ferrolb.io/loadBalancerIPs", REQUESTABLE[r as usize]);
+    }
+    match s.pool {
+        1 => b = b.ann("ferrolb.io/address-pool", "p-c"),
+        2 => b = b.ann("metallb.io/address-pool", "p-a"),
+        3 => b = b.ann("ferrolb.io/address-pool", "missing"),
+        _ => {}
+    }
+    if !s.lb_type {
+        b.0.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
+    }
+    b.0
+}
+
+fn build_services(specs: &[SvcSpec]) -> Vec<Service> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| build_service(i, s))
+        .collect()
+}
+
+/// The Service with an outcome written back (status IPs and pool annotation).
+fn write_back(svc: &Service, o: Option<&ServiceOutcome>) -> Service {
+    let Some(o) = o else { return svc.clone() };
+    let list: Vec<String> = o.ips.iter().map(|i| i.to_string()).collect();
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let mut b = S(svc.clone()).status(&refs);
+    if let Some(ann) = b.0.metadata.annotations.as_mut() {
+        ann.remove(ALLOCATED_FROM_POOL_ANNOTATION);
+    }
+    if let Some(p) = &o.pool {
+        b = b.ann(ALLOCATED_FROM_POOL_ANNOTATION, p);
+    }
+    b.0
+}
+
+fn write_all(services: &[Service], outcomes: &[ServiceOutcome]) -> Vec<Service> {
+    let by_key: BTreeMap<&ServiceKey, &ServiceOutcome> =
+        outcomes.iter().map(|o| (&o.service, o)).collect();
+    services
+        .iter()
+        .map(|s| write_back(s, by_key.get(&ServiceKey::of(s)).copied()))
+        .collect()
+}
+
+/// Every IP's holders may share it pairwise; outcomes agree with the state;
+/// pool counts match the assignments.
+fn check_invariants(a: &Allocator, outcomes: &[ServiceOutcome]) -> Result<(), TestCaseError> {
+    let mut by_ip: BTreeMap<std::net::IpAddr, Vec<&ServiceKey>> = BTreeMap::new();
+    for (key, ips, pool) in a.assignments() {
+        prop_assert!(!ips.is_empty());
+        for addr in ips {
+            by_ip.entry(*addr).or_default().push(key);
+            let p = a.pool_by_name(pool).expect("assigned pool exists");
+            prop_assert!(a.pools[p].holds(addr), "{addr} not in pool {pool}");
+        }
+        let fams: Vec<Family> = ips.iter().map(Family::of).collect();
+        prop_assert!(fams.len() == 1 || fams[0] != fams[1]);
+    }
+    for (addr, holders) in &by_ip {
+        prop_assert_eq!(a.holders_of(addr).count(), holders.len());
+        for (i, x) in holders.iter().enumerate() {
+            for y in &holders[i + 1..] {
+                let (rx, ry) = (a.record(x).unwrap(), a.record(y).unwrap());
+                prop_assert_eq!(
+                    rx.share.refusal(y, &ry.share),
+                    None,
+                    "{} held by {} and {}",
+                    addr,
+                    x,
+                    y
+                );
+            }
+        }
+    }
+    for o in outcomes {
+        match &o.state {
+            OutcomeState::Assigned => {
+                let (ips, pool) = a.assignment(&o.service).expect("assigned");
+                prop_assert_eq!(ips, o.ips.as_slice());
+                prop_assert_eq!(Some(pool), o.pool.as_deref());
+            }
+            _ => {
+                prop_assert!(a.assignment(&o.service).is_none());
+                prop_assert!(o.ips.is_empty() && o.pool.is_none());
+            }
+        }
+    }
+    let mut counts: BTreeMap<&str, (u64, u128)> = BTreeMap::new();
+    for (addr, holders) in &by_ip {
+        let pool = a.assignment(holders[0]).unwrap().1;
+        let c = counts.entry(pool).or_default();
+        match Family::of(addr) {
+            Family::V4 => c.0 += 1,
+            Family::V6 => c.1 += 1,
+        }
+    }
+    for p in &a.pools {
+        let (v4, v6) = a.pool_usage(&p.name);
+        let want = counts.get(&*p.name).copied().unwrap_or_default();
+        prop_assert_eq!(v4, want.0);
+        prop_assert_eq!(v6.to_u128(), Some(want.1));
+    }
+    Ok(())
+}
+
+fn summary(outcomes: &[ServiceOutcome]) -> BTreeMap<String, Vec<std::net::IpAddr>> {
+    outcomes
+        .iter()
+        .map(|o| (o.service.to_string(), o.ips.clone()))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_ip_is_held_by_incompatible_services(
+        pools1 in prop::collection::vec(pool_spec(), 3),
+        pools2 in prop::collection::vec(pool_spec(), 3),
+        specs in prop::collection::vec(svc_spec(), 0..24),
+        edits in prop::collection::vec(svc_spec(), 0..24),
+        keep in prop::collection::vec(any::<bool>(), 24),
+    ) {
+        let mut a = Allocator::new();
+        a.set_pools(&build_pools(&pools1));
+        let services = build_services(&specs);
+        let out = a.reconcile(Snapshot::new(&services, no_ns()));
+        check_invariants(&a, &out)?;
+
+        // Pools change, some Services change or go away, new ones come.
+        a.set_pools(&build_pools(&pools2));
+        let mut next: Vec<Service> = write_all(&services, &out)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep[*i])
+            .map(|(i, s)| match edits.get(i) {
+                Some(e) if i % 3 == 0 => {
+                    let mut changed = build_service(i, e);
+                    changed.status = s.status.clone();
+                    changed
+                }
+                _ => s,
+            })
+            .collect();
+        next.extend(edits.iter().enumerate().map(|(i, e)| build_service(100 + i, e)));
+        let out = a.reconcile(Snapshot::new(&next, no_ns()));
+        check_invariants(&a, &out)?;
+
+        // One-by-one decisions keep the invariant too.
+        let mut last = Vec::new();
+        for s in &next {
+            last.push(a.allocate(s, &BTreeMap::new()));
+            check_invariants(&a, &last)?;
+        }
+    }
+
+    #[test]
+    fn allocation_is_deterministic(
+        pools in prop::collection::vec(pool_spec(), 3),
+        specs in prop::collection::vec(svc_spec(), 0..24),
+        rotate in 0..24usize,
+    ) {
+        let pools = build_pools(&pools);
+        let services = build_services(&specs);
+        let run = |list: &[Service]| {
+            let mut a = Allocator::new();
+            a.set_pools(&pools);
+            a.reconcile(Snapshot::new(list, no_ns()))
+        };
+        let first = run(&services);
+        prop_assert_eq!(&first, &run(&services));
+        // The order of the snapshot does not matter either.
+        let mut rotated = services.clone();
+        if !rotated.is_empty() {
+            let r = rotate % rotated.len();
+            rotated.rotate_left(r);
+            rotated.reverse();
+        }
+        prop_assert_eq!(&first, &run(&rotated));
+    }
+
+    #[test]
+    fn restart_rebuild_gives_the_same_assignments(
+        pools in prop::collection::vec(pool_spec(), 3),
+        specs in prop::collection::vec(svc_spec(), 0..24),
+    ) {
+        let pools = build_pools(&pools);
+        let services = build_services(&specs);
+        let mut a = Allocator::new();
+        a.set_pools(&pools);
+        let out = a.reconcile(Snapshot::new(&services, no_ns()));
+        let written = write_all(&services, &out);
+
+        let mut b = Allocator::new();
+        b.set_pools(&pools);
+        let report = b.restore(Snapshot::new(&written, no_ns()));
+        prop_assert!(report.refused.is_empty(), "{:?}", report.refused);
+        prop_assert_eq!(
+            report.claimed,
+            out.iter().filter(|o| !o.ips.is_empty()).count()
+        );
+        let again = b.reconcile(Snapshot::new(&written, no_ns()));
+        prop_assert_eq!(summary(&out), summary(&again));
+        for o in &again {
+            if !o.ips.is_empty() {
+                prop_assert!(!o.changed && o.events.is_empty(), "{:?}", o);
+            }
+        }
+        let usage = |x: &Allocator| {
+            x.pools.iter().map(|p| x.pool_usage(&p.name)).collect::<Vec<_>>()
+        };
+        prop_assert_eq!(usage(&a), usage(&b));
+        check_invariants(&b, &again)?;
+    }
+}
+
+#[test]
+fn requestable_addresses_parse() {
+    for r in REQUESTABLE {
+        for part in r.split(',') {
+            ip(part);
+        }
+    }
+}

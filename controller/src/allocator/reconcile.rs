@@ -1,0 +1,476 @@
+//! The allocator's public operations: restore after a restart, reconcile a
+//! whole snapshot, allocate or release one Service.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{Namespace, Service};
+
+use super::events::{Event, Invalid, PendingReason, ReleaseCause};
+use super::service::{ALLOCATED_FROM_POOL_ANNOTATION, ServiceKey, ServiceView};
+use super::state::{Allocator, Known, Record};
+
+/// Labels of every Namespace, by name.
+pub type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The label Kubernetes puts on every Namespace; added when missing (files in
+/// standalone mode often lack it) so namespace selectors behave the same.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// [`NamespaceLabels`] from Namespace objects.
+pub fn namespace_labels(namespaces: &[Namespace]) -> NamespaceLabels {
+    namespaces
+        .iter()
+        .filter_map(|ns| {
+            Some((
+                ns.metadata.name.clone()?,
+                ns.metadata.labels.clone().unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+/// Everything a whole-snapshot operation reads: all Services (any type; the
+/// allocator picks its own) and the labels of their Namespaces. Pools are set
+/// separately with [`Allocator::set_pools`].
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot<'a> {
+    pub services: &'a [Service],
+    pub namespaces: &'a NamespaceLabels,
+}
+
+impl<'a> Snapshot<'a> {
+    pub fn new(services: &'a [Service], namespaces: &'a NamespaceLabels) -> Snapshot<'a> {
+        Snapshot {
+            services,
+            namespaces,
+        }
+    }
+}
+
+/// Where a Service stands after an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeState {
+    /// It holds [`ServiceOutcome::ips`] from [`ServiceOutcome::pool`].
+    Assigned,
+    /// It holds no IP, for this reason (also sent as an `AllocationFailed` Event
+    /// when the reason is new).
+    Pending(PendingReason),
+    /// It is no longer ours: its IPs were released. Clear
+    /// `status.loadBalancer.ingress` and the `ferrolb.io/ip-allocated-from-pool`
+    /// annotation when [`ServiceOutcome::changed`] is true.
+    Released(ReleaseCause),
+}
+
+/// What to do with one Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceOutcome {
+    pub service: ServiceKey,
+    /// The IPs for `status.loadBalancer.ingress`, in the Service's family order;
+    /// empty when pending or released.
+    pub ips: Vec<IpAddr>,
+    /// The pool they come from: the value of the
+    /// `ferrolb.io/ip-allocated-from-pool` annotation. None without IPs.
+    pub pool: Option<String>,
+    /// Whether the Service object must be written: its status IPs differ from
+    /// `ips` (as sets) or its pool annotation differs from `pool`. For a
+    /// released Service: whether its status still holds released IPs or the
+    /// annotation (always true for a deleted Service).
+    pub changed: bool,
+    pub state: OutcomeState,
+    /// Events to record on the Service, in order.
+    pub events: Vec<Event>,
+}
+
+impl ServiceOutcome {
+    pub fn is_pending(&self) -> bool {
+        matches!(self.state, OutcomeState::Pending(_))
+    }
+}
+
+/// What [`Allocator::restore`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Services whose status IPs were claimed again.
+    pub claimed: usize,
+    /// Services whose status IPs were refused, with why (e.g. an older Service
+    /// claimed the same IP, or a pool no longer holds it). They get new IPs, with
+    /// a Warning, at their next allocation.
+    pub refused: Vec<(ServiceKey, String)>,
+}
+
+fn status_pool(svc: &Service) -> Option<&str> {
+    svc.metadata
+        .annotations
+        .as_ref()?
+        .get(ALLOCATED_FROM_POOL_ANNOTATION)
+        .map(String::as_str)
+}
+
+/// Whether writing `ips`/`pool` changes the Service.
+fn differs(view: &ServiceView<'_>, svc: &Service, ips: &[IpAddr], pool: Option<&str>) -> bool {
+    // Status IPs are deduplicated when read, and `ips` never repeat.
+    let same_ips = match &view.status {
+        Ok(have) => have.len() == ips.len() && ips.iter().all(|ip| have.contains(ip)),
+        Err(_) => false,
+    };
+    !same_ips || status_pool(svc) != pool
+}
+
+/// Labels of the namespace of each of `namespaces_of` (by position), with the
+/// name label added; each namespace's labels are computed once.
+struct NsTable<'n> {
+    table: Vec<Cow<'n, BTreeMap<String, String>>>,
+    index: Vec<usize>,
+}
+
+impl<'n> NsTable<'n> {
+    fn new<'k>(
+        namespaces: &'n NamespaceLabels,
+        namespaces_of: impl Iterator<Item = &'k str>,
+    ) -> NsTable<'n> {
+        let mut seen: HashMap<&'k str, usize> = HashMap::new();
+        let mut table = Vec::new();
+        let index = namespaces_of
+            .map(|ns| {
+                *seen.entry(ns).or_insert_with(|| {
+                    table.push(labels_of(namespaces, ns));
+                    table.len() - 1
+                })
+            })
+            .collect();
+        NsTable { table, index }
+    }
+
+    fn get(&self, i: usize) -> &BTreeMap<String, String> {
+        &self.table[self.index[i]]
+    }
+}
+
+/// Namespace labels with the name label added.
+fn labels_of<'n>(namespaces: &'n NamespaceLabels, ns: &str) -> Cow<'n, BTreeMap<String, String>> {
+    match namespaces.get(ns) {
+        Some(l) if l.contains_key(NAMESPACE_NAME_LABEL) => Cow::Borrowed(l),
+        other => {
+            let mut l = other.cloned().unwrap_or_default();
+            l.insert(NAMESPACE_NAME_LABEL.to_string(), ns.to_string());
+            Cow::Owned(l)
+        }
+    }
+}
+
+impl Allocator {
+    fn read<'s>(&self, svc: &'s Service) -> ServiceView<'s> {
+        ServiceView::read(svc, self.class.as_deref())
+    }
+
+    /// Step 1 for a Service holding IPs: keep them if still valid, else release
+    /// them and say why.
+    fn revalidate(
+        &mut self,
+        view: &ServiceView<'_>,
+        ns_labels: &BTreeMap<String, String>,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(old) = self.uncommit(&view.key) else {
+            return;
+        };
+        let checked = match &view.request {
+            Ok(req) => self.check_existing(view, req, ns_labels, &old.ips, Some(&*old.pool), false),
+            Err(_) => Err(Invalid::BadRequest),
+        };
+        match checked {
+            Ok(rec) => self.commit(&view.key, rec),
+            Err(why) => events.push(Event::invalidated(&old.ips, &why)),
+        }
+    }
+
+    /// Step 2 for a Service the allocator has never seen: claim the IPs in its
+    /// status if they are valid (rule 8).
+    fn claim_status(
+        &mut self,
+        view: &ServiceView<'_>,
+        ns_labels: &BTreeMap<String, String>,
+    ) -> Result<bool, Invalid> {
+        let ips = match &view.status {
+            Ok(ips) if ips.is_empty() => return Ok(false),
+            Ok(ips) => ips,
+            Err(m) => return Err(Invalid::BadStatus(m.clone())),
+        };
+        let req = view.request.as_ref().map_err(|_| Invalid::BadRequest)?;
+        let rec = self.check_existing(view, req, ns_labels, ips, None, true)?;
+        self.commit(&view.key, rec);
+        Ok(true)
+    }
+
+    /// Step 3: new IPs for a Service holding none.
+    fn allocate_fresh(
+        &mut self,
+        view: &ServiceView<'_>,
+        ns_labels: &BTreeMap<String, String>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), PendingReason> {
+        let previous = self.services.remove(&view.key);
+        if let Some(Known::Lost(why)) = &previous {
+            let ips = view.status.clone().unwrap_or_default();
+            events.push(Event::invalidated(&ips, why));
+        }
+        let found = match &view.request {
+            Ok(req) => self.find_new(view, req, ns_labels),
+            Err(m) => Err(PendingReason::InvalidRequest(m.clone())),
+        };
+        match found {
+            Ok(rec) => {
+                events.push(Event::allocated(&rec.ips, &rec.pool));
+                self.commit(&view.key, rec);
+                Ok(())
+            }
+            Err(reason) => {
+                let message = reason.to_string();
+                let repeated = matches!(&previous, Some(Known::Pending(m)) if *m == message);
+                if !repeated {
+                    events.push(Event::failed(&reason));
+                }
+                self.services
+                    .insert(view.key.clone(), Known::Pending(message));
+                Err(reason)
+            }
+        }
+    }
+
+    fn outcome(
+        &self,
+        view: &ServiceView<'_>,
+        svc: &Service,
+        result: Result<(), PendingReason>,
+        events: Vec<Event>,
+    ) -> ServiceOutcome {
+        let (ips, pool, state) = match (result, self.record(&view.key)) {
+            (Ok(()), Some(rec)) => (
+                rec.ips.clone(),
+                Some(rec.pool.to_string()),
+                OutcomeState::Assigned,
+            ),
+            (Err(reason), _) => (Vec::new(), None, OutcomeState::Pending(reason)),
+            (Ok(()), None) => (
+                Vec::new(),
+                None,
+                OutcomeState::Pending(PendingReason::InvalidRequest(
+                    "internal: no assignment".into(),
+                )),
+            ),
+        };
+        ServiceOutcome {
+            service: view.key.clone(),
+            changed: differs(view, svc, &ips, pool.as_deref()),
+            ips,
+            pool,
+            state,
+            events,
+        }
+    }
+
+    /// Releases a Service that is no longer ours; None if it held nothing.
+    fn release_with(
+        &mut self,
+        key: &ServiceKey,
+        cause: ReleaseCause,
+        svc: Option<&Service>,
+    ) -> Option<ServiceOutcome> {
+        let rec: Option<Record> = self.uncommit(key);
+        self.services.remove(key);
+        let rec = rec?;
+        let changed = match svc {
+            None => true,
+            Some(svc) => {
+                let view = self.read(svc);
+                let status = view.status.unwrap_or_default();
+                status.iter().any(|ip| rec.ips.contains(ip)) || status_pool(svc).is_some()
+            }
+        };
+        Some(ServiceOutcome {
+            service: key.clone(),
+            ips: Vec::new(),
+            pool: None,
+            changed,
+            events: vec![Event::released(&rec.ips, &cause)],
+            state: OutcomeState::Released(cause),
+        })
+    }
+
+    /// Releases a Service's IPs at once (e.g. it was deleted). None if it held none.
+    pub fn release(&mut self, service: &ServiceKey) -> Option<ServiceOutcome> {
+        self.release_with(service, ReleaseCause::Requested, None)
+    }
+
+    /// After a restart, before allocating anything: claims the IPs in every
+    /// Service's `status.loadBalancer.ingress` again (rule 8). Services are taken
+    /// in order of creationTimestamp, then namespace/name, so when two claim the
+    /// same IP and may not share it, the older keeps it. IPs no longer valid
+    /// (pool edited while the controller was down, …) are not claimed. Only
+    /// Services the allocator does not know yet are read. Call
+    /// [`set_pools`](Allocator::set_pools) first.
+    pub fn restore(&mut self, snapshot: Snapshot<'_>) -> RestoreReport {
+        let mut report = RestoreReport::default();
+        let mut views: Vec<ServiceView<'_>> = snapshot
+            .services
+            .iter()
+            .map(|s| self.read(s))
+            .filter(|v| v.not_ours.is_none() && !self.services.contains_key(&v.key))
+            .collect();
+        views.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+        let labels = NsTable::new(
+            snapshot.namespaces,
+            views.iter().map(|v| v.key.namespace.as_str()),
+        );
+        for (i, view) in views.iter().enumerate() {
+            // A duplicate key in the snapshot: the first (oldest) one counts.
+            if self.services.contains_key(&view.key) {
+                continue;
+            }
+            match self.claim_status(view, labels.get(i)) {
+                Ok(true) => report.claimed += 1,
+                Ok(false) => {}
+                Err(why) => {
+                    report.refused.push((view.key.clone(), why.to_string()));
+                    self.services.insert(view.key.clone(), Known::Lost(why));
+                }
+            }
+        }
+        report
+    }
+
+    /// Decides for one Service (after a watch event): keeps its IPs if still
+    /// valid (rule 7), claims its status IPs if the allocator has never seen it
+    /// (rule 8), or allocates new ones (rules 1-6). A Service that is not ours is
+    /// released. `namespace_labels` are its Namespace's labels.
+    pub fn allocate(
+        &mut self,
+        service: &Service,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> ServiceOutcome {
+        let view = self.read(service);
+        if let Some(why) = &view.not_ours {
+            return self
+                .release_with(&view.key, ReleaseCause::NotOurs(why.clone()), Some(service))
+                .unwrap_or_else(|| ServiceOutcome {
+                    service: view.key.clone(),
+                    ips: Vec::new(),
+                    pool: None,
+                    changed: false,
+                    events: Vec::new(),
+                    state: OutcomeState::Released(ReleaseCause::NotOurs(why.clone())),
+                });
+        }
+        let mut ns = namespace_labels.clone();
+        ns.entry(NAMESPACE_NAME_LABEL.to_string())
+            .or_insert_with(|| view.key.namespace.clone());
+        let mut events = Vec::new();
+        self.revalidate(&view, &ns, &mut events);
+        if !self.services.contains_key(&view.key) && events.is_empty() {
+            match self.claim_status(&view, &ns) {
+                Ok(true) => return self.outcome(&view, service, Ok(()), events),
+                Ok(false) => {}
+                Err(why) => {
+                    let ips = view.status.clone().unwrap_or_default();
+                    events.push(Event::invalidated(&ips, &why));
+                }
+            }
+        }
+        let result = if self.record(&view.key).is_some() {
+            Ok(())
+        } else {
+            self.allocate_fresh(&view, &ns, &mut events)
+        };
+        self.outcome(&view, service, result, events)
+    }
+
+    /// Reconciles a whole snapshot and says what to do with each Service:
+    ///
+    /// 1. Services gone, or no longer ours, are released (outcome
+    ///    [`OutcomeState::Released`]).
+    /// 2. Services holding IPs keep them if still valid; otherwise the IPs are
+    ///    released with a Warning (rule 7).
+    /// 3. Services never seen claim the IPs in their status (rule 8).
+    /// 4. The rest get new IPs (rules 1-6).
+    ///
+    /// Steps 2-4 take Services in order of creationTimestamp, then
+    /// namespace/name, so the same input always gives the same result. Outcomes
+    /// list released Services first (by key), then every Service of ours in
+    /// that order. Of duplicate keys in the snapshot only the first counts.
+    pub fn reconcile(&mut self, snapshot: Snapshot<'_>) -> Vec<ServiceOutcome> {
+        let mut views: Vec<(ServiceView<'_>, &Service)> =
+            snapshot.services.iter().map(|s| (self.read(s), s)).collect();
+        let mut outcomes = Vec::new();
+
+        // 1. Release what is gone or no longer ours (and drop duplicate keys).
+        let mut duplicate = vec![false; views.len()];
+        let mut stale: Vec<(ServiceKey, Option<usize>)> = {
+            let mut present: HashMap<&ServiceKey, usize> = HashMap::with_capacity(views.len());
+            for (i, (v, _)) in views.iter().enumerate() {
+                if *present.entry(&v.key).or_insert(i) != i {
+                    duplicate[i] = true;
+                }
+            }
+            self.services
+                .keys()
+                .map(|k| (k, present.get(k).copied()))
+                .filter(|(_, i)| i.is_none_or(|i| views[i].0.not_ours.is_some()))
+                .map(|(k, i)| (k.clone(), i))
+                .collect()
+        };
+        stale.sort_unstable();
+        for (key, idx) in stale {
+            let (cause, svc) = match idx {
+                Some(i) => (
+                    ReleaseCause::NotOurs(views[i].0.not_ours.clone().expect("filtered")),
+                    Some(views[i].1),
+                ),
+                None => (ReleaseCause::Deleted, None),
+            };
+            if let Some(o) = self.release_with(&key, cause, svc) {
+                outcomes.push(o);
+            }
+        }
+        let mut i = 0;
+        views.retain(|(v, _)| {
+            i += 1;
+            v.not_ours.is_none() && !duplicate[i - 1]
+        });
+        let mut ours = views;
+        ours.sort_by(|a, b| a.0.order_key().cmp(&b.0.order_key()));
+        let labels = NsTable::new(
+            snapshot.namespaces,
+            ours.iter().map(|(v, _)| v.key.namespace.as_str()),
+        );
+        let mut events: Vec<Vec<Event>> = vec![Vec::new(); ours.len()];
+
+        // 2. Keep valid assignments.
+        for (i, (view, _)) in ours.iter().enumerate() {
+            self.revalidate(view, labels.get(i), &mut events[i]);
+        }
+        // 3. Claim the status of Services never seen.
+        for (i, (view, _)) in ours.iter().enumerate() {
+            if !events[i].is_empty() || self.services.contains_key(&view.key) {
+                continue;
+            }
+            if let Err(why) = self.claim_status(view, labels.get(i)) {
+                let ips = view.status.clone().unwrap_or_default();
+                events[i].push(Event::invalidated(&ips, &why));
+            }
+        }
+        // 4. Allocate the rest.
+        outcomes.reserve(ours.len());
+        for (i, (view, svc)) in ours.iter().enumerate() {
+            let mut ev = std::mem::take(&mut events[i]);
+            let result = if self.record(&view.key).is_some() {
+                Ok(())
+            } else {
+                self.allocate_fresh(view, labels.get(i), &mut ev)
+            };
+            outcomes.push(self.outcome(view, svc, result, ev));
+        }
+        outcomes
+    }
+}

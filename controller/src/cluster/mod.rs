@@ -1,0 +1,391 @@
+//! Kubernetes mode: watches Services, Namespaces and FerroLB's configuration
+//! through kube-runtime reflectors, and — while this replica holds the leader
+//! Lease — runs the allocator over the whole snapshot and writes back what
+//! changed: Service status and annotation, Events, pool status and the
+//! controller's ConfigurationState.
+//!
+//! Allocation is global (new Services are ordered by creationTimestamp across
+//! all namespaces, and a pool edit can move several Services), so each round
+//! takes the whole snapshot rather than one object: any watch event triggers a
+//! round (debounced), and a periodic round heals drift.
+
+pub mod lease;
+pub mod metrics;
+pub mod write;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ferrolb_config::Config;
+use ferrolb_config::addr::AddrCount;
+use ferrolb_config::crd::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+};
+use ferrolb_config::report::{configuration_state, pool_capacity, pool_status};
+use ferrolb_config::validate::{valid_subset, validate};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, watch};
+
+use crate::allocator::{Allocator, OutcomeState, ServiceKey, Snapshot, namespace_labels};
+use crate::leader::{Elector, Timing};
+use metrics::{Health, Metrics, PoolLabels, ReasonLabels};
+
+/// How the controller runs in a cluster.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of FerroLB's configuration objects and of the leader Lease.
+    pub namespace: String,
+    pub lb_class: Option<String>,
+    pub metrics_addr: SocketAddr,
+    /// This replica's identity in the Lease (usually the pod name).
+    pub identity: String,
+    pub lease_name: String,
+    pub timing: Timing,
+    /// Rounds also run this often without any change, to heal drift.
+    pub resync: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Client(String),
+    #[error("metrics server on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A client from `--kubeconfig`, or the in-cluster / default configuration.
+pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, ClusterError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|source| {
+                ClusterError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|source| ClusterError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                })?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| ClusterError::Client(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(|e| ClusterError::Client(e.to_string()))
+}
+
+/// Starts a reflector for `api`; every change pokes `notify`.
+fn reflect<K>(api: Api<K>, notify: Arc<Notify>) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&()).to_string();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .applied_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            match stream.try_next().await {
+                Ok(Some(_)) => notify.notify_one(),
+                Ok(None) => break,
+                Err(e) => {
+                    // The watcher re-lists with backoff; nothing is lost.
+                    tracing::warn!(kind, error = %e, "watch error");
+                }
+            }
+        }
+    });
+    reader
+}
+
+fn snapshot<K>(store: &Store<K>) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store.state().iter().map(|a| (**a).clone()).collect()
+}
+
+struct Stores {
+    services: Store<Service>,
+    namespaces: Store<Namespace>,
+    pools: Store<IPAddressPool>,
+    l2: Store<L2Advertisement>,
+    bgp: Store<BGPAdvertisement>,
+    peers: Store<BGPPeer>,
+    bfd: Store<BFDProfile>,
+    communities: Store<Community>,
+}
+
+impl Stores {
+    async fn ready(&self) {
+        let _ = self.services.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
+        let _ = self.pools.wait_until_ready().await;
+        let _ = self.l2.wait_until_ready().await;
+        let _ = self.bgp.wait_until_ready().await;
+        let _ = self.peers.wait_until_ready().await;
+        let _ = self.bfd.wait_until_ready().await;
+        let _ = self.communities.wait_until_ready().await;
+    }
+
+    fn config(&self) -> Config {
+        Config {
+            ip_address_pools: snapshot(&self.pools),
+            l2_advertisements: snapshot(&self.l2),
+            bgp_advertisements: snapshot(&self.bgp),
+            bgp_peers: snapshot(&self.peers),
+            bfd_profiles: snapshot(&self.bfd),
+            communities: snapshot(&self.communities),
+            services: snapshot(&self.services),
+            namespaces: snapshot(&self.namespaces),
+            ..Default::default()
+        }
+    }
+}
+
+/// Runs the controller until the process is stopped.
+pub async fn run(opts: Options) -> Result<(), ClusterError> {
+    let client = client(opts.kubeconfig.as_ref()).await?;
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let listener_check = tokio::net::TcpListener::bind(opts.metrics_addr)
+        .await
+        .map_err(|source| ClusterError::Metrics {
+            addr: opts.metrics_addr,
+            source,
+        })?;
+    drop(listener_check);
+    tokio::spawn(metrics::serve(
+        opts.metrics_addr,
+        metrics.clone(),
+        health.clone(),
+    ));
+
+    let notify = Arc::new(Notify::new());
+    let ns = opts.namespace.as_str();
+    let stores = Stores {
+        services: reflect(Api::<Service>::all(client.clone()), notify.clone()),
+        namespaces: reflect(Api::<Namespace>::all(client.clone()), notify.clone()),
+        pools: reflect(
+            Api::<IPAddressPool>::namespaced(client.clone(), ns),
+            notify.clone(),
+        ),
+        l2: reflect(
+            Api::<L2Advertisement>::namespaced(client.clone(), ns),
+            notify.clone(),
+        ),
+        bgp: reflect(
+            Api::<BGPAdvertisement>::namespaced(client.clone(), ns),
+            notify.clone(),
+        ),
+        peers: reflect(
+            Api::<BGPPeer>::namespaced(client.clone(), ns),
+            notify.clone(),
+        ),
+        bfd: reflect(
+            Api::<BFDProfile>::namespaced(client.clone(), ns),
+            notify.clone(),
+        ),
+        communities: reflect(
+            Api::<Community>::namespaced(client.clone(), ns),
+            notify.clone(),
+        ),
+    };
+    stores.ready().await;
+    health.ready.store(true, Ordering::Relaxed);
+    tracing::info!("caches synced");
+
+    let (leader_tx, mut leader_rx) = watch::channel(false);
+    let elector = Elector::new(opts.identity.clone(), opts.timing);
+    tokio::spawn(lease::run(
+        Api::<Lease>::namespaced(client.clone(), ns),
+        opts.lease_name.clone(),
+        elector,
+        leader_tx,
+    ));
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "ferrolb-controller".into(),
+            instance: Some(opts.identity.clone()),
+        },
+    );
+    let mut allocator: Option<Allocator> = None;
+    let mut last_state = None;
+    loop {
+        tokio::select! {
+            _ = notify.notified() => {
+                // Let a burst of events settle into one round.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            _ = leader_rx.changed() => {}
+            _ = tokio::time::sleep(opts.resync) => {}
+        }
+        let leading = *leader_rx.borrow();
+        metrics.leader.set(leading as i64);
+        if !leading {
+            // A replica that lost the Lease forgets its state; it restores from
+            // the Services' status when it leads again.
+            allocator = None;
+            last_state = None;
+            continue;
+        }
+        let started = Instant::now();
+        let config = stores.config();
+        let problems = validate(&config);
+        let valid = valid_subset(&config, &problems);
+        let alloc = allocator.get_or_insert_with(|| match &opts.lb_class {
+            Some(c) => Allocator::with_load_balancer_class(c.clone()),
+            None => Allocator::new(),
+        });
+        alloc.set_pools(&valid.ip_address_pools);
+        let ns_labels = namespace_labels(&config.namespaces);
+        let snap = Snapshot::new(&config.services, &ns_labels);
+        if last_state.is_none() {
+            let report = alloc.restore(snap);
+            tracing::info!(
+                claimed = report.claimed,
+                refused = report.refused.len(),
+                "restored assignments from Service status"
+            );
+            for (key, why) in &report.refused {
+                tracing::warn!(service = %key, "previous IPs not kept: {why}");
+            }
+        }
+        let outcomes = alloc.reconcile(snap);
+        let by_key: BTreeMap<ServiceKey, &Service> = config
+            .services
+            .iter()
+            .map(|s| (ServiceKey::of(s), s))
+            .collect();
+
+        // Services: write what changed, a few at a time.
+        let writes = futures::stream::iter(
+            outcomes
+                .iter()
+                .filter(|o| o.changed || !o.events.is_empty()),
+        )
+        .map(|o| {
+            let client = client.clone();
+            let recorder = &recorder;
+            let svc = by_key.get(&o.service).copied();
+            async move {
+                if o.changed
+                    && !matches!(
+                        o.state,
+                        OutcomeState::Released(crate::allocator::ReleaseCause::Deleted)
+                    )
+                    && let Err(e) = write::write_service(&client, o).await
+                {
+                    tracing::warn!(service = %o.service, error = %e, "cannot write Service");
+                }
+                if let Some(svc) = svc
+                    && let Err(e) = write::record_events(recorder, svc, &o.events).await
+                {
+                    tracing::warn!(service = %o.service, error = %e, "cannot record Event");
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>();
+        writes.await;
+        for o in &outcomes {
+            for e in &o.events {
+                match e.reason {
+                    crate::allocator::IP_ALLOCATED => {
+                        metrics.allocations.inc();
+                    }
+                    crate::allocator::ALLOCATION_FAILED => {
+                        metrics
+                            .allocation_failures
+                            .get_or_create(&ReasonLabels {
+                                reason: e.reason.into(),
+                            })
+                            .inc();
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        // Pools: status counts and metrics.
+        for pool in &valid.ip_address_pools {
+            let name = pool.metadata.name.clone().unwrap_or_default();
+            let (v4, v6) = alloc.pool_usage(&name);
+            let status = pool_status(pool, v4, v6);
+            if let Err(e) = write::write_pool_status(&client, pool, &status).await {
+                tracing::warn!(pool = name, error = %e, "cannot write pool status");
+            }
+            let (cap4, cap6) = pool_capacity(pool);
+            let gauge = |c: AddrCount| {
+                c.to_u64()
+                    .map_or(i64::MAX, |v| v.min(i64::MAX as u64) as i64)
+            };
+            for (family, total, used) in [("IPv4", cap4, AddrCount::from(v4)), ("IPv6", cap6, v6)] {
+                let labels = PoolLabels {
+                    pool: name.clone(),
+                    family: family.into(),
+                };
+                metrics
+                    .pool_addresses_total
+                    .get_or_create(&labels)
+                    .set(gauge(total));
+                metrics
+                    .pool_addresses_assigned
+                    .get_or_create(&labels)
+                    .set(gauge(used));
+            }
+        }
+
+        // ConfigurationState: only when the problems changed.
+        let state = configuration_state(&problems);
+        if last_state.as_ref() != Some(&state) {
+            for p in &problems {
+                tracing::warn!("{p}");
+            }
+            match write::write_configuration_state(&client, ns, &state).await {
+                Ok(()) => last_state = Some(state),
+                Err(e) => tracing::warn!(error = %e, "cannot write ConfigurationState"),
+            }
+        }
+        metrics
+            .reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,273 @@
+//! What the controller writes to the API server, as plain patch bodies (pure,
+//! tested on their own) and the calls that send them.
+
+use std::net::IpAddr;
+
+use ferrolb_config::crd::{IPAddressPool, IPAddressPoolStatus};
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
+use serde_json::{Value, json};
+
+use crate::allocator::{ALLOCATED_FROM_POOL_ANNOTATION, Event, EventType, ServiceOutcome};
+
+/// The field manager FerroLB writes as.
+pub const MANAGER: &str = "ferrolb-controller";
+
+/// Merge patch for `status.loadBalancer.ingress` (the list is replaced whole;
+/// empty clears it).
+pub fn status_patch(ips: &[IpAddr]) -> Value {
+    let ingress: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect();
+    json!({"status": {"loadBalancer": {"ingress": ingress}}})
+}
+
+/// Merge patch for the `ferrolb.io/ip-allocated-from-pool` annotation (null removes it).
+pub fn pool_annotation_patch(pool: Option<&str>) -> Value {
+    json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL_ANNOTATION: pool}}})
+}
+
+/// Merge patch for a pool's status counts.
+pub fn pool_status_patch(status: &IPAddressPoolStatus) -> Value {
+    json!({"status": {
+        "assignedIPv4": status.assigned_ipv4,
+        "availableIPv4": status.available_ipv4,
+        "assignedIPv6": status.assigned_ipv6,
+        "availableIPv6": status.available_ipv6,
+    }})
+}
+
+/// Writes one Service's outcome: its status IPs, then the pool annotation.
+pub async fn write_service(client: &Client, outcome: &ServiceOutcome) -> Result<(), kube::Error> {
+    let api: Api<Service> = Api::namespaced(client.clone(), &outcome.service.namespace);
+    let params = PatchParams::default();
+    api.patch_status(
+        &outcome.service.name,
+        &params,
+        &Patch::Merge(status_patch(&outcome.ips)),
+    )
+    .await?;
+    api.patch(
+        &outcome.service.name,
+        &params,
+        &Patch::Merge(pool_annotation_patch(outcome.pool.as_deref())),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The kube-runtime Event for an allocator event.
+pub fn kube_event(e: &Event) -> KubeEvent {
+    KubeEvent {
+        type_: match e.type_ {
+            EventType::Normal => KubeEventType::Normal,
+            EventType::Warning => KubeEventType::Warning,
+        },
+        reason: e.reason.to_string(),
+        note: Some(e.message.chars().take(1000).collect()),
+        action: "Allocate".into(),
+        secondary: None,
+    }
+}
+
+/// The reference an Event about a Service points at.
+pub fn service_reference(svc: &Service) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Service".into()),
+        name: svc.metadata.name.clone(),
+        namespace: svc.metadata.namespace.clone(),
+        uid: svc.metadata.uid.clone(),
+        resource_version: svc.metadata.resource_version.clone(),
+        field_path: None,
+    }
+}
+
+/// Records the outcome's Events on the Service.
+pub async fn record_events(
+    recorder: &Recorder,
+    svc: &Service,
+    events: &[Event],
+) -> Result<(), kube::Error> {
+    let reference = service_reference(svc);
+    for e in events {
+        recorder.publish(&kube_event(e), &reference).await?;
+    }
+    Ok(())
+}
+
+/// Writes a pool's status counts when they differ from what it shows.
+pub async fn write_pool_status(
+    client: &Client,
+    pool: &IPAddressPool,
+    status: &IPAddressPoolStatus,
+) -> Result<bool, kube::Error> {
+    let current = pool.status.as_ref();
+    let same = current.is_some_and(|c| {
+        c.assigned_ipv4 == status.assigned_ipv4
+            && c.available_ipv4 == status.available_ipv4
+            && c.assigned_ipv6 == status.assigned_ipv6
+            && c.available_ipv6 == status.available_ipv6
+    });
+    if same {
+        return Ok(false);
+    }
+    let ns = pool
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(ferrolb_config::DEFAULT_NAMESPACE);
+    let api: Api<IPAddressPool> = Api::namespaced(client.clone(), ns);
+    api.patch_status(
+        pool.metadata.name.as_deref().unwrap_or_default(),
+        &PatchParams::default(),
+        &Patch::Merge(pool_status_patch(status)),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Server-side applies the controller's ConfigurationState and its status.
+pub async fn write_configuration_state(
+    client: &Client,
+    namespace: &str,
+    state: &ferrolb_config::crd::ConfigurationStateStatus,
+) -> Result<(), kube::Error> {
+    let api: Api<ferrolb_config::crd::ConfigurationState> =
+        Api::namespaced(client.clone(), namespace);
+    let params = PatchParams::apply(MANAGER).force();
+    let object = json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": "ConfigurationState",
+        "metadata": {"name": "controller", "namespace": namespace},
+        "spec": {"component": "controller"},
+    });
+    api.patch("controller", &params, &Patch::Apply(object))
+        .await?;
+    let status = json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": "ConfigurationState",
+        "metadata": {"name": "controller", "namespace": namespace},
+        "status": state,
+    });
+    api.patch_status("controller", &params, &Patch::Apply(status))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocator::{OutcomeState, ServiceKey};
+    use http::{Request, Response};
+    use kube::client::Body;
+    use std::pin::pin;
+    use tower_test::mock;
+
+    #[test]
+    fn patch_bodies() {
+        let ips: Vec<IpAddr> = vec![
+            "198.51.100.10".parse().unwrap(),
+            "2001:db8::10".parse().unwrap(),
+        ];
+        assert_eq!(
+            status_patch(&ips),
+            json!({"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}, {"ip": "2001:db8::10"}]}}})
+        );
+        assert_eq!(
+            status_patch(&[]),
+            json!({"status": {"loadBalancer": {"ingress": []}}})
+        );
+        assert_eq!(
+            pool_annotation_patch(None),
+            json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": null}}})
+        );
+    }
+
+    async fn body_json(req: Request<Body>) -> (String, String, String, Value) {
+        let method = req.method().to_string();
+        let uri = req.uri().to_string();
+        let ctype = req
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = req.into_body().collect_bytes().await.unwrap();
+        (method, uri, ctype, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn write_service_patches_status_then_annotation() {
+        let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(svc, "default");
+        let server = tokio::spawn(async move {
+            let mut handle = pin!(handle);
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let (req, send) = handle.next_request().await.expect("request");
+                seen.push(body_json(req).await);
+                let reply = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}});
+                send.send_response(Response::new(Body::from(
+                    serde_json::to_vec(&reply).unwrap(),
+                )));
+            }
+            seen
+        });
+        let outcome = ServiceOutcome {
+            service: ServiceKey::new("shop", "web"),
+            ips: vec!["198.51.100.10".parse().unwrap()],
+            pool: Some("lan".into()),
+            changed: true,
+            state: OutcomeState::Assigned,
+            events: vec![],
+        };
+        write_service(&client, &outcome).await.unwrap();
+        let seen = server.await.unwrap();
+        assert_eq!(seen[0].0, "PATCH");
+        assert_eq!(seen[0].1, "/api/v1/namespaces/shop/services/web/status?");
+        assert_eq!(seen[0].2, "application/merge-patch+json");
+        assert_eq!(
+            seen[0].3,
+            json!({"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}]}}})
+        );
+        assert_eq!(seen[1].1, "/api/v1/namespaces/shop/services/web?");
+        assert_eq!(
+            seen[1].3,
+            json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "lan"}}})
+        );
+    }
+
+    #[tokio::test]
+    async fn pool_status_is_written_only_when_it_changes() {
+        let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(svc, "default");
+        let mut pool = IPAddressPool::new("lan", Default::default());
+        pool.metadata.namespace = Some("ferrolb-system".into());
+        let status = IPAddressPoolStatus {
+            assigned_ipv4: 1,
+            available_ipv4: 9,
+            assigned_ipv6: "0".into(),
+            available_ipv6: "18446744073709551616".into(),
+            conditions: vec![],
+        };
+        let reply = serde_json::to_vec(&pool).unwrap();
+        let server = tokio::spawn(async move {
+            let mut handle = pin!(handle);
+            let (req, send) = handle.next_request().await.expect("request");
+            let seen = body_json(req).await;
+            send.send_response(Response::new(Body::from(reply)));
+            seen
+        });
+        assert!(write_pool_status(&client, &pool, &status).await.unwrap());
+        let (method, uri, _, body) = server.await.unwrap();
+        assert_eq!(method, "PATCH");
+        assert_eq!(
+            uri,
+            "/apis/ferrolb.io/v1beta1/namespaces/ferrolb-system/ipaddresspools/lan/status?"
+        );
+        assert_eq!(body["status"]["availableIPv6"], "18446744073709551616");
+        // Same counts already shown: no request at all (the mock would hang otherwise).
+        pool.status = Some(status.clone());
+        assert!(!write_pool_status(&client, &pool, &status).await.unwrap());
+    }
+}

@@ -1,0 +1,204 @@
+//! `ferrolb-controller --standalone DIR`: allocation from files, results in DIR/status/.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
+}
+
+const POOL: &str = "apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan}
+spec:
+  addresses: [198.51.100.10-198.51.100.12, 2001:db8::10-2001:db8::11]
+";
+
+fn service(name: &str, extra: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n{extra}spec:\n  type: LoadBalancer\n  ports: [{{port: 80}}]\n"
+    )
+}
+
+fn run_once(dir: &Path) {
+    let out = bin()
+        .arg("--standalone")
+        .arg(dir)
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (name, ips) for each Service in status/services.yaml.
+fn assignments(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(dir.join("status/services.yaml")).unwrap();
+    ferrolb_config::yaml::split_documents(&text)
+        .iter()
+        .map(|d| {
+            let v: serde_json::Value = serde_saphyr::from_str(d.text).unwrap();
+            let ips = v["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["ip"].as_str().unwrap().to_string())
+                .collect();
+            (v["metadata"]["name"].as_str().unwrap().to_string(), ips)
+        })
+        .collect()
+}
+
+type Assignments = [(String, Vec<String>)];
+
+fn names_ips(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    list.iter()
+        .map(|(n, ips)| (n.to_string(), ips.iter().map(|s| s.to_string()).collect()))
+        .collect()
+}
+
+#[test]
+fn allocates_writes_status_and_keeps_ips_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pool.yaml"), POOL).unwrap();
+    std::fs::write(
+        dir.path().join("svc.yaml"),
+        service("b", "") + &service("c", "  creationTimestamp: \"2026-01-02T00:00:00Z\"\n"),
+    )
+    .unwrap();
+    run_once(dir.path());
+    assert_eq!(
+        assignments(dir.path()),
+        names_ips(&[("b", &["198.51.100.10"]), ("c", &["198.51.100.11"])])
+    );
+    let svc_text = std::fs::read_to_string(dir.path().join("status/services.yaml")).unwrap();
+    assert!(svc_text.contains("ferrolb.io/ip-allocated-from-pool: lan"));
+
+    // A new Service that sorts first must not move the others after a restart.
+    std::fs::write(
+        dir.path().join("svc.yaml"),
+        service("a", "")
+            + &service("b", "")
+            + &service("c", "  creationTimestamp: \"2026-01-02T00:00:00Z\"\n"),
+    )
+    .unwrap();
+    run_once(dir.path());
+    assert_eq!(
+        assignments(dir.path()),
+        names_ips(&[
+            ("a", &["198.51.100.12"]),
+            ("b", &["198.51.100.10"]),
+            ("c", &["198.51.100.11"])
+        ])
+    );
+
+    // Pool exhausted: a fourth Service is pending, with a Warning event naming the pool.
+    let mut all = std::fs::read_to_string(dir.path().join("svc.yaml")).unwrap();
+    all.push_str(&service("d", ""));
+    std::fs::write(dir.path().join("svc.yaml"), all).unwrap();
+    run_once(dir.path());
+    let a = assignments(dir.path());
+    assert_eq!(a[3], ("d".to_string(), vec![]));
+    let events = std::fs::read_to_string(dir.path().join("status/events.yaml")).unwrap();
+    let events: serde_json::Value = serde_saphyr::from_str(&events).unwrap();
+    let last = events.as_array().unwrap().last().unwrap();
+    assert_eq!(last["type"], "Warning");
+    assert_eq!(last["reason"], "AllocationFailed");
+    assert_eq!(last["object"], "default/d");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"lan\" exhausted for IPv4"),
+        "{last}"
+    );
+
+    let pools = std::fs::read_to_string(dir.path().join("status/pools.yaml")).unwrap();
+    let pool: serde_json::Value =
+        serde_saphyr::from_str(ferrolb_config::yaml::split_documents(&pools)[0].text).unwrap();
+    assert_eq!(pool["status"]["assignedIPv4"], 3);
+    assert_eq!(pool["status"]["availableIPv4"], 0);
+    assert_eq!(pool["status"]["availableIPv6"], "2");
+}
+
+#[test]
+fn invalid_configuration_is_reported_and_valid_objects_still_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_pool = POOL.replace("lan", "bad").replace(
+        "[198.51.100.10-198.51.100.12, 2001:db8::10-2001:db8::11]",
+        "[203.0.113.20-203.0.113.10]",
+    );
+    std::fs::write(
+        dir.path().join("pools.yaml"),
+        format!("{POOL}---\n{bad_pool}---\nkind: [broken\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("svc.yaml"), service("web", "")).unwrap();
+    run_once(dir.path());
+    assert_eq!(
+        assignments(dir.path()),
+        names_ips(&[("web", &["198.51.100.10"])])
+    );
+    let state = std::fs::read_to_string(dir.path().join("status/configuration.yaml")).unwrap();
+    let state: serde_json::Value = serde_saphyr::from_str(&state).unwrap();
+    assert_eq!(state["status"]["result"], "Invalid");
+    assert_eq!(state["status"]["errorCount"], 2);
+    let problems = state["status"]["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["name"] == "bad" && p["field"] == "spec.addresses[0]")
+    );
+    let events = std::fs::read_to_string(dir.path().join("status/events.yaml")).unwrap();
+    assert!(events.contains("InvalidConfiguration"));
+    // status/ is output: an unreadable file there is never read as configuration.
+    std::fs::write(dir.path().join("status/junk.yaml"), "kind: [broken\n").unwrap();
+    run_once(dir.path());
+    let state = std::fs::read_to_string(dir.path().join("status/configuration.yaml")).unwrap();
+    assert!(state.contains("errorCount: 2"), "{state}");
+}
+
+#[test]
+fn long_running_mode_reallocates_on_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pool.yaml"), POOL).unwrap();
+    std::fs::write(dir.path().join("svc.yaml"), service("web", "")).unwrap();
+    let mut child = bin()
+        .arg("--standalone")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |want: &dyn Fn(&Assignments) -> bool| -> Option<Duration> {
+        let start = Instant::now();
+        for _ in 0..200 {
+            if let Ok(text) = std::fs::read_to_string(dir.path().join("status/services.yaml"))
+                && !text.is_empty()
+                && want(&assignments(dir.path()))
+            {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        None
+    };
+    let first = wait_for(&|a| a.len() == 1);
+    let changed_at = Instant::now();
+    std::fs::write(dir.path().join("svc2.yaml"), service("api", "")).unwrap();
+    let second = wait_for(&|a| a.len() == 2);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.is_some(), "initial allocation written");
+    let took = second.map(|_| changed_at.elapsed());
+    assert!(took.is_some(), "change picked up within the 5 s bound");
+    eprintln!("change picked up after {:?}", took.unwrap());
+    assert_eq!(
+        assignments(dir.path()),
+        names_ips(&[("web", &["198.51.100.10"]), ("api", &["198.51.100.11"])])
+    );
+}

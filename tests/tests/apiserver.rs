@@ -1,0 +1,468 @@
+//! Integration tests against a real Kubernetes API server (v1.20, built from
+//! Debian's source package by tests/apiserver/build-binaries.sh and cached):
+//! our CRDs and examples against the server's schema validation, and the
+//! controller binary under exactly the RBAC in deploy/, with kubectl as the user.
+//!
+//! Needs root (apt-get for the one-time build). Without it the test says
+//! SKIPPED, except under CI (env CI set), where it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The workspace's built binaries live next to the test's deps folder.
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built; run `cargo build --workspace` first (tests/run-all.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn can_run() -> bool {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    if is_root {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the API server tests need root (they install build dependencies with apt-get)");
+    }
+    eprintln!("SKIPPED: API server tests need root");
+    false
+}
+
+/// A running control plane; stopped on drop, also when a test panics.
+struct ControlPlane {
+    state: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+}
+
+impl ControlPlane {
+    fn start() -> ControlPlane {
+        let state = tempfile::Builder::new()
+            .prefix("ferrolb-apiserver-")
+            .tempdir()
+            .unwrap();
+        let out = Command::new(root().join("tests/apiserver/start.sh"))
+            .arg(state.path())
+            .stdout(Stdio::inherit())
+            .output()
+            .unwrap();
+        let cp_env = std::fs::read_to_string(state.path().join("env")).unwrap_or_default();
+        let get = |k: &str| {
+            cp_env
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .map(PathBuf::from)
+        };
+        let cp = ControlPlane {
+            kubeconfig: get("KUBECONFIG").unwrap_or_default(),
+            kubectl: get("KUBECTL").unwrap_or_default(),
+            state,
+        };
+        assert!(
+            out.status.success(),
+            "start.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cp
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    fn apply_stdin(&self, text: &str) -> Output {
+        let mut child = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// A kubeconfig that authenticates as a ServiceAccount (token from the
+    /// Secret the token controller made for it).
+    fn service_account_kubeconfig(&self, namespace: &str, sa: &str) -> PathBuf {
+        let mut token = None;
+        for _ in 0..100 {
+            let secrets = self.json(&["-n", namespace, "get", "secrets"]);
+            token = secrets["items"].as_array().unwrap().iter().find_map(|s| {
+                let ann = &s["metadata"]["annotations"]["kubernetes.io/service-account.name"];
+                (ann == sa && s["type"] == "kubernetes.io/service-account-token")
+                    .then(|| s["data"]["token"].as_str().map(str::to_string))
+                    .flatten()
+            });
+            if token.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let token = token.expect("service-account token Secret within 20 s");
+        let token = String::from_utf8(decode_base64(&token)).unwrap();
+        let admin = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        let server = admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .unwrap()
+            .to_string();
+        let ca = admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
+            .unwrap()
+            .to_string();
+        let path = self.state.path().join(format!("{sa}.kubeconfig"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: sa\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: sa}}\ncurrent-context: t\n"
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("tests/apiserver/stop.sh"))
+            .arg(self.state.path())
+            .status();
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    let table = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in s.bytes().filter_map(table) {
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// A controller process, killed on drop.
+struct Controller(Child);
+
+impl Controller {
+    fn start(kubeconfig: &Path, identity: &str, log: &Path) -> Controller {
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new(binary("ferrolb-controller"))
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args([
+                "--identity",
+                identity,
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--lease-duration",
+                "6",
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Controller(child)
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (bounded) until `f` returns Some.
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> (T, Duration) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(v) = f() {
+            return (v, start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+fn ingress_ips(svc: &Value) -> Vec<String> {
+    svc["status"]["loadBalancer"]["ingress"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["ip"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn service_yaml(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  type: LoadBalancer\n  ports: [{{port: 80}}]\n"
+    )
+}
+
+#[test]
+fn real_api_server() {
+    if !can_run() {
+        return;
+    }
+    let cp = ControlPlane::start();
+    let deploy = root().join("deploy");
+    let d = |p: &str| deploy.join(p).display().to_string();
+
+    // CRDs are accepted and become established.
+    cp.ok(&[
+        "apply",
+        "-f",
+        &d("namespace.yaml"),
+        "-f",
+        &d("crds.yaml"),
+        "-f",
+        &d("rbac/"),
+    ]);
+    cp.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout",
+        "30s",
+        "crd",
+        "--all",
+    ]);
+
+    // Every shipped example passes the server's validation (server-side dry run).
+    cp.ok(&["apply", "--dry-run=server", "-f", &d("examples/")]);
+    // Bad examples the schema can refuse are refused, naming the field.
+    for (file, field) in [
+        ("bfd-range.yaml", "spec.detectMultiplier"),
+        ("wrong-type.yaml", "spec.addresses"),
+    ] {
+        let out = cp.kubectl(&[
+            "apply",
+            "--dry-run=server",
+            "--validate=false",
+            "-f",
+            &d(&format!("examples/bad/{file}")),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file} must be refused");
+        assert!(
+            err.contains(field),
+            "{file}: the refusal names {field}: {err}"
+        );
+    }
+
+    // The controller, as its ServiceAccount with exactly deploy/rbac, assigns IPs.
+    let sa_kubeconfig = cp.service_account_kubeconfig("ferrolb-system", "ferrolb-controller");
+    cp.ok(&["apply", "-f", &d("examples/l2-ipv4.yaml")]);
+    let pool2 = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: spare, namespace: ferrolb-system}\nspec:\n  addresses: [203.0.113.200-203.0.113.250]\n";
+    assert!(cp.apply_stdin(pool2).status.success());
+    let logs = cp.state.path();
+    let a = Controller::start(&sa_kubeconfig, "replica-a", &logs.join("a.log"));
+    assert!(cp.apply_stdin(&service_yaml("web")).status.success());
+    let (ips, took) = wait_for("web to get an IP", Duration::from_secs(30), || {
+        let ips = ingress_ips(&cp.json(&["-n", "default", "get", "svc", "web"]));
+        (!ips.is_empty()).then_some(ips)
+    });
+    eprintln!("web got {ips:?} after {took:?}");
+    assert_eq!(ips, ["198.51.100.240"]);
+    let svc = cp.json(&["-n", "default", "get", "svc", "web"]);
+    assert_eq!(
+        svc["metadata"]["annotations"]["ferrolb.io/ip-allocated-from-pool"],
+        "lan"
+    );
+    let (_, _) = wait_for("an IPAllocated Event", Duration::from_secs(10), || {
+        let ev = cp.json(&["-n", "default", "get", "events.events.k8s.io"]);
+        ev["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["reason"] == "IPAllocated" && e["regarding"]["name"] == "web")
+            .cloned()
+    });
+    wait_for("pool status counts", Duration::from_secs(10), || {
+        let p = cp.json(&["-n", "ferrolb-system", "get", "ipaddresspools", "lan"]);
+        (p["status"]["assignedIPv4"] == 1 && p["status"]["availableIPv4"] == 10).then_some(())
+    });
+    wait_for(
+        "the controller's ConfigurationState",
+        Duration::from_secs(10),
+        || {
+            let out = cp.kubectl(&[
+                "-n",
+                "ferrolb-system",
+                "get",
+                "configurationstates",
+                "controller",
+                "-o",
+                "json",
+            ]);
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            (v["status"]["result"] == "Valid").then_some(())
+        },
+    );
+
+    // A second replica waits on the Lease and takes over when the first dies.
+    let b = Controller::start(&sa_kubeconfig, "replica-b", &logs.join("b.log"));
+    std::thread::sleep(Duration::from_secs(2));
+    let mut a = a;
+    let _ = a.0.kill(); // SIGKILL: no clean release of the Lease.
+    let killed = Instant::now();
+    assert!(
+        cp.apply_stdin(&service_yaml("after-failover"))
+            .status
+            .success()
+    );
+    let (ips, _) = wait_for("the standby to allocate", Duration::from_secs(30), || {
+        let ips = ingress_ips(&cp.json(&["-n", "default", "get", "svc", "after-failover"]));
+        (!ips.is_empty()).then_some(ips)
+    });
+    let failover = killed.elapsed();
+    eprintln!(
+        "failover: standby allocated {ips:?} {failover:?} after the leader was killed (lease 6 s)"
+    );
+    assert!(
+        failover < Duration::from_secs(6 + 3),
+        "takeover within the lease duration (+ one retry period)"
+    );
+    assert_eq!(ips, ["198.51.100.241"]);
+    let web = ingress_ips(&cp.json(&["-n", "default", "get", "svc", "web"]));
+    assert_eq!(
+        web,
+        ["198.51.100.240"],
+        "no Service changes IP across the failover"
+    );
+
+    // Deleting a pool re-allocates its Services from another, with a Warning Event.
+    cp.ok(&["-n", "ferrolb-system", "delete", "ipaddresspool", "lan"]);
+    wait_for(
+        "web to move to the spare pool",
+        Duration::from_secs(30),
+        || {
+            let ips = ingress_ips(&cp.json(&["-n", "default", "get", "svc", "web"]));
+            (ips.len() == 1 && ips[0].starts_with("203.0.113.")).then_some(())
+        },
+    );
+    wait_for(
+        "a Warning Event about the invalidated IP",
+        Duration::from_secs(10),
+        || {
+            let ev = cp.json(&["-n", "default", "get", "events.events.k8s.io"]);
+            ev["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["type"] == "Warning" && e["regarding"]["name"] == "web")
+                .cloned()
+        },
+    );
+
+    // 1,000 Services created at once all get IPs.
+    // IPv6 single-stack: the test cluster's IPv4 ClusterIP range holds only 254.
+    let many: String = (0..1000)
+        .map(|i| {
+            let svc = service_yaml(&format!("bulk-{i:04}")).replace(
+                "  type: LoadBalancer\n",
+                "  type: LoadBalancer\n  ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv6]\n",
+            );
+            format!("---\n{svc}")
+        })
+        .collect();
+    let big = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: bulk, namespace: ferrolb-system}\nspec:\n  addresses: [2001:db8:1000::/64]\n  serviceAllocation: {priority: 1, namespaces: [default]}\n";
+    assert!(cp.apply_stdin(big).status.success());
+    let created = Instant::now();
+    let out = cp.apply_stdin(&many);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let apply_took = created.elapsed();
+    let ((), all) = wait_for(
+        "1,000 Services to get IPs",
+        Duration::from_secs(300),
+        || {
+            let list = cp.json(&["-n", "default", "get", "svc", "-l", "!nonexistent"]);
+            let done = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| {
+                    s["metadata"]["name"].as_str().unwrap().starts_with("bulk-")
+                        && !ingress_ips(s).is_empty()
+                })
+                .count();
+            (done == 1000).then_some(())
+        },
+    );
+    eprintln!(
+        "BENCH: 1000 Services: kubectl apply took {apply_took:?}; all had IPs {:?} after the apply started",
+        created.elapsed()
+    );
+    let _ = all;
+    drop(b);
+}
