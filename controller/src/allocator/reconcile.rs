@@ -400,8 +400,11 @@ impl Allocator {
     /// list released Services first (by key), then every Service of ours in
     /// that order. Of duplicate keys in the snapshot only the first counts.
     pub fn reconcile(&mut self, snapshot: Snapshot<'_>) -> Vec<ServiceOutcome> {
-        let mut views: Vec<(ServiceView<'_>, &Service)> =
-            snapshot.services.iter().map(|s| (self.read(s), s)).collect();
+        let mut views: Vec<(ServiceView<'_>, &Service)> = snapshot
+            .services
+            .iter()
+            .map(|s| (self.read(s), s))
+            .collect();
         let mut outcomes = Vec::new();
 
         // 1. Release what is gone or no longer ours (and drop duplicate keys).
