@@ -4,6 +4,8 @@
 //! ordinals in use kept as runs. Nothing here enumerates a pool: every
 //! operation costs the same for a /30 and for an IPv6 /64.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use ferrolb_config::crd::{IPAddressPool, ServiceAllocation};
 use ferrolb_config::selector;
 
 use super::intervals::IntervalSet;
+use super::reconcile::NAMESPACE_NAME_LABEL;
 
 /// Index of a family in per-family arrays.
 pub(crate) fn fam_idx(f: Family) -> usize {
@@ -164,6 +167,35 @@ impl Space {
     }
 }
 
+/// A Namespace's name and labels, with `kubernetes.io/metadata.name` added
+/// (Kubernetes sets it; files often lack it) the first time a selector needs them.
+pub(crate) struct NsLabels<'a> {
+    pub(crate) name: &'a str,
+    given: Option<&'a BTreeMap<String, String>>,
+    full: OnceCell<Cow<'a, BTreeMap<String, String>>>,
+}
+
+impl<'a> NsLabels<'a> {
+    pub(crate) fn new(name: &'a str, given: Option<&'a BTreeMap<String, String>>) -> Self {
+        NsLabels {
+            name,
+            given,
+            full: OnceCell::new(),
+        }
+    }
+
+    pub(crate) fn labels(&self) -> &BTreeMap<String, String> {
+        self.full.get_or_init(|| match self.given {
+            Some(l) if l.contains_key(NAMESPACE_NAME_LABEL) => Cow::Borrowed(l),
+            other => {
+                let mut l = other.cloned().unwrap_or_default();
+                l.insert(NAMESPACE_NAME_LABEL.to_string(), self.name.to_string());
+                Cow::Owned(l)
+            }
+        })
+    }
+}
+
 /// An `IPAddressPool` ready for allocation.
 #[derive(Debug, Clone)]
 pub(crate) struct PoolIndex {
@@ -297,8 +329,7 @@ impl PoolIndex {
     /// selectors, service selectors) must be met; none given admits all.
     pub(crate) fn admits(
         &self,
-        namespace: &str,
-        namespace_labels: &BTreeMap<String, String>,
+        namespace: &NsLabels<'_>,
         service_labels: &BTreeMap<String, String>,
     ) -> bool {
         let Some(a) = self.allocation.as_ref().filter(|a| {
@@ -308,8 +339,9 @@ impl PoolIndex {
         }) else {
             return true;
         };
-        (a.namespaces.is_empty() || a.namespaces.iter().any(|n| n == namespace))
-            && selector::matches_any(&a.namespace_selectors, namespace_labels)
+        (a.namespaces.is_empty() || a.namespaces.iter().any(|n| n == namespace.name))
+            && (a.namespace_selectors.is_empty()
+                || selector::matches_any(&a.namespace_selectors, namespace.labels()))
             && selector::matches_any(&a.service_selectors, service_labels)
     }
 

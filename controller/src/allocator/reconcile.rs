@@ -1,15 +1,19 @@
 //! The allocator's public operations: restore after a restart, reconcile a
 //! whole snapshot, allocate or release one Service.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Service};
 
 use super::events::{Event, Invalid, PendingReason, ReleaseCause};
+use super::pool_index::NsLabels;
 use super::service::{ALLOCATED_FROM_POOL_ANNOTATION, ServiceKey, ServiceView};
 use super::state::{Allocator, Known, Record};
+
+/// IPs and pool a Service holds, or why it is pending.
+type Held = Result<(Vec<IpAddr>, Arc<str>), PendingReason>;
 
 /// Labels of every Namespace, by name.
 pub type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
@@ -118,24 +122,24 @@ fn differs(view: &ServiceView<'_>, svc: &Service, ips: &[IpAddr], pool: Option<&
     !same_ips || status_pool(svc) != pool
 }
 
-/// Labels of the namespace of each of `namespaces_of` (by position), with the
-/// name label added; each namespace's labels are computed once.
+/// The namespace of each of `namespaces_of` (by position); each namespace's
+/// labels are prepared once.
 struct NsTable<'n> {
-    table: Vec<Cow<'n, BTreeMap<String, String>>>,
+    table: Vec<NsLabels<'n>>,
     index: Vec<usize>,
 }
 
 impl<'n> NsTable<'n> {
-    fn new<'k>(
+    fn new(
         namespaces: &'n NamespaceLabels,
-        namespaces_of: impl Iterator<Item = &'k str>,
+        namespaces_of: impl Iterator<Item = &'n str>,
     ) -> NsTable<'n> {
-        let mut seen: HashMap<&'k str, usize> = HashMap::new();
+        let mut seen: HashMap<&'n str, usize> = HashMap::new();
         let mut table = Vec::new();
         let index = namespaces_of
             .map(|ns| {
                 *seen.entry(ns).or_insert_with(|| {
-                    table.push(labels_of(namespaces, ns));
+                    table.push(NsLabels::new(ns, namespaces.get(ns)));
                     table.len() - 1
                 })
             })
@@ -143,20 +147,8 @@ impl<'n> NsTable<'n> {
         NsTable { table, index }
     }
 
-    fn get(&self, i: usize) -> &BTreeMap<String, String> {
+    fn get(&self, i: usize) -> &NsLabels<'n> {
         &self.table[self.index[i]]
-    }
-}
-
-/// Namespace labels with the name label added.
-fn labels_of<'n>(namespaces: &'n NamespaceLabels, ns: &str) -> Cow<'n, BTreeMap<String, String>> {
-    match namespaces.get(ns) {
-        Some(l) if l.contains_key(NAMESPACE_NAME_LABEL) => Cow::Borrowed(l),
-        other => {
-            let mut l = other.cloned().unwrap_or_default();
-            l.insert(NAMESPACE_NAME_LABEL.to_string(), ns.to_string());
-            Cow::Owned(l)
-        }
     }
 }
 
@@ -167,64 +159,71 @@ impl Allocator {
 
     /// Step 1 for a Service holding IPs: keep them if still valid, else release
     /// them and say why.
-    fn revalidate(
-        &mut self,
-        view: &ServiceView<'_>,
-        ns_labels: &BTreeMap<String, String>,
-        events: &mut Vec<Event>,
-    ) {
-        let Some(old) = self.uncommit(&view.key) else {
+    fn revalidate(&mut self, view: &ServiceView<'_>, ns: &NsLabels<'_>, events: &mut Vec<Event>) {
+        let Some(old) = self.record(&view.key) else {
             return;
         };
+        // Checked in place: conflicts never count the Service itself.
         let checked = match &view.request {
-            Ok(req) => self.check_existing(view, req, ns_labels, &old.ips, Some(&*old.pool), false),
+            Ok(req) => self.check_existing(view, req, ns, &old.ips, Some(&*old.pool), false),
             Err(_) => Err(Invalid::BadRequest),
         };
         match checked {
-            Ok(rec) => self.commit(&view.key, rec),
-            Err(why) => events.push(Event::invalidated(&old.ips, &why)),
+            Ok(rec) if rec == *old => {}
+            Ok(rec) => {
+                self.uncommit(&view.key);
+                self.commit(&view.key, rec);
+            }
+            Err(why) => {
+                if let Some(old) = self.uncommit(&view.key) {
+                    events.push(Event::invalidated(&old.ips, &why));
+                }
+            }
         }
     }
 
     /// Step 2 for a Service the allocator has never seen: claim the IPs in its
     /// status if they are valid (rule 8).
+    #[allow(clippy::type_complexity)]
     fn claim_status(
         &mut self,
         view: &ServiceView<'_>,
-        ns_labels: &BTreeMap<String, String>,
-    ) -> Result<bool, Invalid> {
+        ns: &NsLabels<'_>,
+    ) -> Result<Option<(Vec<IpAddr>, Arc<str>)>, Invalid> {
         let ips = match &view.status {
-            Ok(ips) if ips.is_empty() => return Ok(false),
+            Ok(ips) if ips.is_empty() => return Ok(None),
             Ok(ips) => ips,
             Err(m) => return Err(Invalid::BadStatus(m.clone())),
         };
         let req = view.request.as_ref().map_err(|_| Invalid::BadRequest)?;
-        let rec = self.check_existing(view, req, ns_labels, ips, None, true)?;
+        let rec = self.check_existing(view, req, ns, ips, None, true)?;
+        let held = (rec.ips.clone(), rec.pool.clone());
         self.commit(&view.key, rec);
-        Ok(true)
+        Ok(Some(held))
     }
 
     /// Step 3: new IPs for a Service holding none.
     fn allocate_fresh(
         &mut self,
         view: &ServiceView<'_>,
-        ns_labels: &BTreeMap<String, String>,
+        ns: &NsLabels<'_>,
         events: &mut Vec<Event>,
-    ) -> Result<(), PendingReason> {
+    ) -> Held {
         let previous = self.services.remove(&view.key);
         if let Some(Known::Lost(why)) = &previous {
             let ips = view.status.clone().unwrap_or_default();
             events.push(Event::invalidated(&ips, why));
         }
         let found = match &view.request {
-            Ok(req) => self.find_new(view, req, ns_labels),
+            Ok(req) => self.find_new(view, req, ns),
             Err(m) => Err(PendingReason::InvalidRequest(m.clone())),
         };
         match found {
             Ok(rec) => {
                 events.push(Event::allocated(&rec.ips, &rec.pool));
+                let held = (rec.ips.clone(), rec.pool.clone());
                 self.commit(&view.key, rec);
-                Ok(())
+                Ok(held)
             }
             Err(reason) => {
                 let message = reason.to_string();
@@ -239,27 +238,21 @@ impl Allocator {
         }
     }
 
+    /// What the Service holds now, if anything.
+    fn held(&self, key: &ServiceKey) -> Option<(Vec<IpAddr>, Arc<str>)> {
+        self.record(key).map(|r| (r.ips.clone(), r.pool.clone()))
+    }
+
     fn outcome(
         &self,
         view: &ServiceView<'_>,
         svc: &Service,
-        result: Result<(), PendingReason>,
+        result: Held,
         events: Vec<Event>,
     ) -> ServiceOutcome {
-        let (ips, pool, state) = match (result, self.record(&view.key)) {
-            (Ok(()), Some(rec)) => (
-                rec.ips.clone(),
-                Some(rec.pool.to_string()),
-                OutcomeState::Assigned,
-            ),
-            (Err(reason), _) => (Vec::new(), None, OutcomeState::Pending(reason)),
-            (Ok(()), None) => (
-                Vec::new(),
-                None,
-                OutcomeState::Pending(PendingReason::InvalidRequest(
-                    "internal: no assignment".into(),
-                )),
-            ),
+        let (ips, pool, state) = match result {
+            Ok((ips, pool)) => (ips, Some(pool.to_string()), OutcomeState::Assigned),
+            Err(reason) => (Vec::new(), None, OutcomeState::Pending(reason)),
         };
         ServiceOutcome {
             service: view.key.clone(),
@@ -324,14 +317,15 @@ impl Allocator {
             snapshot.namespaces,
             views.iter().map(|v| v.key.namespace.as_str()),
         );
+        let mut seen: HashSet<&ServiceKey> = HashSet::with_capacity(views.len());
         for (i, view) in views.iter().enumerate() {
             // A duplicate key in the snapshot: the first (oldest) one counts.
-            if self.services.contains_key(&view.key) {
+            if !seen.insert(&view.key) {
                 continue;
             }
             match self.claim_status(view, labels.get(i)) {
-                Ok(true) => report.claimed += 1,
-                Ok(false) => {}
+                Ok(Some(_)) => report.claimed += 1,
+                Ok(None) => {}
                 Err(why) => {
                     report.refused.push((view.key.clone(), why.to_string()));
                     self.services.insert(view.key.clone(), Known::Lost(why));
@@ -363,25 +357,26 @@ impl Allocator {
                     state: OutcomeState::Released(ReleaseCause::NotOurs(why.clone())),
                 });
         }
-        let mut ns = namespace_labels.clone();
-        ns.entry(NAMESPACE_NAME_LABEL.to_string())
-            .or_insert_with(|| view.key.namespace.clone());
+        let ns = NsLabels::new(&view.key.namespace, Some(namespace_labels));
         let mut events = Vec::new();
-        self.revalidate(&view, &ns, &mut events);
-        if !self.services.contains_key(&view.key) && events.is_empty() {
-            match self.claim_status(&view, &ns) {
-                Ok(true) => return self.outcome(&view, service, Ok(()), events),
-                Ok(false) => {}
+        let result = match self.services.get(&view.key) {
+            Some(Known::Assigned(_)) => {
+                self.revalidate(&view, &ns, &mut events);
+                match self.held(&view.key) {
+                    Some(held) => Ok(held),
+                    None => self.allocate_fresh(&view, &ns, &mut events),
+                }
+            }
+            Some(_) => self.allocate_fresh(&view, &ns, &mut events),
+            None => match self.claim_status(&view, &ns) {
+                Ok(Some(held)) => Ok(held),
+                Ok(None) => self.allocate_fresh(&view, &ns, &mut events),
                 Err(why) => {
                     let ips = view.status.clone().unwrap_or_default();
                     events.push(Event::invalidated(&ips, &why));
+                    self.allocate_fresh(&view, &ns, &mut events)
                 }
-            }
-        }
-        let result = if self.record(&view.key).is_some() {
-            Ok(())
-        } else {
-            self.allocate_fresh(&view, &ns, &mut events)
+            },
         };
         self.outcome(&view, service, result, events)
     }
@@ -467,10 +462,9 @@ impl Allocator {
         outcomes.reserve(ours.len());
         for (i, (view, svc)) in ours.iter().enumerate() {
             let mut ev = std::mem::take(&mut events[i]);
-            let result = if self.record(&view.key).is_some() {
-                Ok(())
-            } else {
-                self.allocate_fresh(view, labels.get(i), &mut ev)
+            let result = match self.held(&view.key) {
+                Some(held) => Ok(held),
+                None => self.allocate_fresh(view, labels.get(i), &mut ev),
             };
             outcomes.push(self.outcome(view, svc, result, ev));
         }

@@ -10,7 +10,7 @@ use ferrolb_config::addr::{AddrCount, Family, from_u128, to_u128};
 use ferrolb_config::crd::IPAddressPool;
 
 use super::events::{Invalid, PendingReason, Unusable};
-use super::pool_index::{PoolIndex, fam_idx};
+use super::pool_index::{NsLabels, PoolIndex, fam_idx};
 use super::service::{Policy, Request, ServiceKey, ServiceView};
 use super::sharing::{ShareInfo, Slot};
 
@@ -234,20 +234,16 @@ impl Allocator {
         &self,
         view: &ServiceView<'_>,
         req: &Request,
-        ns_labels: &BTreeMap<String, String>,
+        ns: &NsLabels<'_>,
         ips: &[IpAddr],
         hint: Option<&str>,
     ) -> Result<usize, Locate> {
         let first = ips[0];
-        let mut covering: Vec<usize> = (0..self.pools.len())
-            .filter(|&p| self.pools[p].covers(&first))
-            .collect();
-        if let Some(h) = hint.and_then(|h| self.pool_by_name(h))
-            && let Some(pos) = covering.iter().position(|&p| p == h)
-        {
-            covering.remove(pos);
-            covering.insert(0, h);
-        }
+        let hint = hint.and_then(|h| self.pool_by_name(h));
+        let covering = hint
+            .into_iter()
+            .chain((0..self.pools.len()).filter(|&p| Some(p) != hint))
+            .filter(|&p| self.pools[p].covers(&first));
         let mut first_err = None;
         for p in covering {
             let pool = &self.pools[p];
@@ -266,7 +262,7 @@ impl Allocator {
                     pool: pool.name.to_string(),
                     why: Unusable::OtherPoolRequested(wanted.clone()),
                 }
-            } else if !pool.admits(&view.key.namespace, ns_labels, view.labels) {
+            } else if !pool.admits(ns, view.labels) {
                 Locate::Unusable {
                     ip: first,
                     pool: pool.name.to_string(),
@@ -293,7 +289,7 @@ impl Allocator {
         &self,
         view: &ServiceView<'_>,
         req: &Request,
-        ns_labels: &BTreeMap<String, String>,
+        ns: &NsLabels<'_>,
         ips: &[IpAddr],
         prev_pool: Option<&str>,
         restoring: bool,
@@ -330,7 +326,7 @@ impl Allocator {
             });
         }
         let p = self
-            .locate(view, req, ns_labels, &ips, prev_pool)
+            .locate(view, req, ns, &ips, prev_pool)
             .map_err(|e| match e {
                 Locate::NotCovered(ip) => match prev_pool {
                     Some(pool) if self.pool_by_name(pool).is_none() => Invalid::PoolDeleted {
@@ -506,11 +502,11 @@ impl Allocator {
         &self,
         view: &ServiceView<'_>,
         req: &Request,
-        ns_labels: &BTreeMap<String, String>,
+        ns: &NsLabels<'_>,
     ) -> Result<Record, PendingReason> {
         if !req.ips.is_empty() {
             let p = self
-                .locate(view, req, ns_labels, &req.ips, None)
+                .locate(view, req, ns, &req.ips, None)
                 .map_err(|e| match e {
                     Locate::NotCovered(ip) => PendingReason::RequestedIpNotInPool { ip },
                     Locate::Unusable { ip, pool, why } => {
@@ -539,7 +535,7 @@ impl Allocator {
             let p = self
                 .pool_by_name(name)
                 .ok_or_else(|| PendingReason::UnknownPool { pool: name.clone() })?;
-            if !self.pools[p].admits(&view.key.namespace, ns_labels, view.labels) {
+            if !self.pools[p].admits(ns, view.labels) {
                 return Err(PendingReason::PoolDoesNotAdmit { pool: name.clone() });
             }
             return self.choose(req, &[p], true);
@@ -553,7 +549,7 @@ impl Allocator {
             .copied()
             .filter(|&p| {
                 let pool = &self.pools[p];
-                pool.auto_assign && pool.admits(&view.key.namespace, ns_labels, view.labels)
+                pool.auto_assign && pool.admits(ns, view.labels)
             })
             .collect();
         if cands.is_empty() {
