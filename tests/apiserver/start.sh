@@ -42,16 +42,23 @@ mkdir -p "$pki"
 )
 
 : >"$state/pids"
-etcd --name ferrolb-test --data-dir "$state/etcd" \
+# Each process's command line is kept (one argument per line) so that
+# restart.sh can stop and start it again with the same data, ports and certs.
+launch() {
+    local name="$1"
+    shift
+    printf '%s\n' "$@" >"$state/$name.cmd"
+    "$@" >>"$state/$name.log" 2>&1 &
+    echo "$name $!" >>"$state/pids"
+}
+launch etcd etcd --name ferrolb-test --data-dir "$state/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_client" --advertise-client-urls "http://127.0.0.1:$etcd_client" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
-    --initial-cluster "ferrolb-test=http://127.0.0.1:$etcd_peer" \
-    >"$state/etcd.log" 2>&1 &
-echo "etcd $!" >>"$state/pids"
+    --initial-cluster "ferrolb-test=http://127.0.0.1:$etcd_peer"
 
 # Service ClusterIPs are only numbers in etcd here; still, documentation ranges.
 # Dual-stack (alpha in 1.20) so that bulk tests can use the large IPv6 range.
-"$bindir/kube-apiserver" \
+launch kube-apiserver "$bindir/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_client" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
     --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
@@ -61,9 +68,7 @@ echo "etcd $!" >>"$state/pids"
     --service-account-issuer https://kubernetes.default.svc \
     --service-cluster-ip-range 203.0.113.0/24,2001:db8:fff::/112 \
     --feature-gates IPv6DualStack=true \
-    --allow-privileged \
-    >"$state/apiserver.log" 2>&1 &
-echo "kube-apiserver $!" >>"$state/pids"
+    --allow-privileged
 
 cat >"$state/kubeconfig" <<KC
 apiVersion: v1
@@ -95,21 +100,19 @@ for _ in $(seq 1 120); do
 done
 if [[ -z $ready ]]; then
     log "kube-apiserver did not become ready in 60 s; last log lines:"
-    tail -n 20 "$state/apiserver.log" >&2
+    tail -n 20 "$state/kube-apiserver.log" >&2
     "$here/stop.sh" "$state"
     exit 1
 fi
 
-"$bindir/kube-controller-manager" \
+launch kube-controller-manager "$bindir/kube-controller-manager" \
     --kubeconfig "$state/kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$cm_port" --port 0 \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --use-service-account-credentials=false \
     --controllers "serviceaccount-token,serviceaccount,namespace,garbagecollector" \
     --leader-elect=false \
-    --feature-gates IPv6DualStack=true --service-cluster-ip-range 203.0.113.0/24,2001:db8:fff::/112 \
-    >"$state/controller-manager.log" 2>&1 &
-echo "kube-controller-manager $!" >>"$state/pids"
+    --feature-gates IPv6DualStack=true --service-cluster-ip-range 203.0.113.0/24,2001:db8:fff::/112
 
 cat >"$state/env" <<ENV
 KUBECONFIG=$state/kubeconfig

@@ -366,6 +366,91 @@ fn real_api_server() {
         },
     );
 
+    // A bad object is reported on the object itself and in the ConfigurationState;
+    // the good ones keep working.
+    let bad = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: backwards, namespace: ferrolb-system}\nspec:\n  addresses: [203.0.113.20-203.0.113.10]\n";
+    assert!(cp.apply_stdin(bad).status.success());
+    wait_for(
+        "the Valid=False condition on the bad pool",
+        Duration::from_secs(15),
+        || {
+            let p = cp.json(&["-n", "ferrolb-system", "get", "ipaddresspools", "backwards"]);
+            let c = p["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Valid")?
+                .clone();
+            (c["status"] == "False" && c["message"].as_str()?.contains("spec.addresses[0]"))
+                .then_some(())
+        },
+    );
+    wait_for(
+        "an InvalidConfiguration Event on the bad pool",
+        Duration::from_secs(10),
+        || {
+            let ev = cp.json(&["-n", "ferrolb-system", "get", "events.events.k8s.io"]);
+            ev["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| {
+                    e["reason"] == "InvalidConfiguration" && e["regarding"]["name"] == "backwards"
+                })
+                .cloned()
+        },
+    );
+    wait_for(
+        "ConfigurationState Invalid",
+        Duration::from_secs(10),
+        || {
+            let v = cp.json(&[
+                "-n",
+                "ferrolb-system",
+                "get",
+                "configurationstates",
+                "controller",
+            ]);
+            (v["status"]["result"] == "Invalid" && v["status"]["errorCount"] == 1).then_some(())
+        },
+    );
+    cp.ok(&[
+        "-n",
+        "ferrolb-system",
+        "delete",
+        "ipaddresspool",
+        "backwards",
+    ]);
+
+    // Restarting etcd and the API server mid-run loses nothing.
+    let out = Command::new(root().join("tests/apiserver/restart.sh"))
+        .arg(cp.state.path())
+        .args(["etcd", "kube-apiserver"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        cp.apply_stdin(&service_yaml("after-restart"))
+            .status
+            .success()
+    );
+    let (ips, _) = wait_for(
+        "a Service created after the restart to get an IP",
+        Duration::from_secs(60),
+        || {
+            let ips = ingress_ips(&cp.json(&["-n", "default", "get", "svc", "after-restart"]));
+            (!ips.is_empty()).then_some(ips)
+        },
+    );
+    assert_eq!(ips, ["198.51.100.241"]);
+    assert_eq!(
+        ingress_ips(&cp.json(&["-n", "default", "get", "svc", "web"])),
+        ["198.51.100.240"]
+    );
+
     // A second replica waits on the Lease and takes over when the first dies.
     let b = Controller::start(&sa_kubeconfig, "replica-b", &logs.join("b.log"));
     std::thread::sleep(Duration::from_secs(2));
@@ -389,7 +474,7 @@ fn real_api_server() {
         failover < Duration::from_secs(6 + 3),
         "takeover within the lease duration (+ one retry period)"
     );
-    assert_eq!(ips, ["198.51.100.241"]);
+    assert_eq!(ips, ["198.51.100.242"]);
     let web = ingress_ips(&cp.json(&["-n", "default", "get", "svc", "web"]));
     assert_eq!(
         web,

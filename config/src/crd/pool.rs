@@ -3,6 +3,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+fn zero() -> String {
+    "0".to_string()
+}
+
 fn default_true() -> bool {
     true
 }
@@ -104,15 +108,15 @@ pub struct ServiceAllocation {
 /// 2^128 addresses, more than any JSON integer; IPv4 counts always fit an integer.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct IPAddressPoolStatus {
-    #[serde(rename = "assignedIPv4")]
+    #[serde(rename = "assignedIPv4", default)]
     pub assigned_ipv4: u64,
-    #[serde(rename = "availableIPv4")]
+    #[serde(rename = "availableIPv4", default)]
     pub available_ipv4: u64,
     /// Decimal string.
-    #[serde(rename = "assignedIPv6")]
+    #[serde(rename = "assignedIPv6", default = "zero")]
     pub assigned_ipv6: String,
     /// Decimal string.
-    #[serde(rename = "availableIPv6")]
+    #[serde(rename = "availableIPv6", default = "zero")]
     pub available_ipv6: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -13,7 +13,7 @@ pub mod lease;
 pub mod metrics;
 pub mod write;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -178,6 +178,72 @@ impl Stores {
     }
 }
 
+/// Writes each configuration object's `Valid` condition when it changed, and a
+/// Warning Event for each problem not reported before.
+async fn report_objects(
+    client: &Client,
+    recorder: &Recorder,
+    config: &Config,
+    problems: &[ferrolb_config::Problem],
+    reported: &mut BTreeSet<String>,
+) {
+    async fn one<K>(
+        client: &Client,
+        recorder: &Recorder,
+        obj: &K,
+        problems: &[ferrolb_config::Problem],
+        reported: &mut BTreeSet<String>,
+    ) where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let oref = ferrolb_config::config::object_ref(obj);
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        let cond =
+            ferrolb_config::report::valid_condition(&oref, problems, obj.meta().generation, now);
+        if !write::same_condition(write::current_valid_condition(obj).as_ref(), &cond)
+            && let Err(e) = write::write_valid_condition(client, obj, &cond).await
+        {
+            tracing::warn!(object = %oref, error = %e, "cannot write the Valid condition");
+        }
+        let reference = write::object_reference(obj);
+        for p in problems.iter().filter(|p| p.object.as_ref() == Some(&oref)) {
+            let text = p.to_string();
+            if reported.insert(text.clone())
+                && let Err(e) = write::record_config_problem(recorder, &reference, &text).await
+            {
+                tracing::warn!(object = %oref, error = %e, "cannot record Event");
+            }
+        }
+    }
+    for o in &config.ip_address_pools {
+        one(client, recorder, o, problems, reported).await;
+    }
+    for o in &config.l2_advertisements {
+        one(client, recorder, o, problems, reported).await;
+    }
+    for o in &config.bgp_advertisements {
+        one(client, recorder, o, problems, reported).await;
+    }
+    for o in &config.bgp_peers {
+        one(client, recorder, o, problems, reported).await;
+    }
+    for o in &config.bfd_profiles {
+        one(client, recorder, o, problems, reported).await;
+    }
+    for o in &config.communities {
+        one(client, recorder, o, problems, reported).await;
+    }
+    // Forget problems that are gone, so they are reported again if they return.
+    let current: BTreeSet<String> = problems.iter().map(|p| p.to_string()).collect();
+    reported.retain(|t| current.contains(t));
+}
+
 /// Runs the controller until the process is stopped.
 pub async fn run(opts: Options) -> Result<(), ClusterError> {
     let client = client(opts.kubeconfig.as_ref()).await?;
@@ -247,6 +313,7 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
         },
     );
     let mut allocator: Option<Allocator> = None;
+    let mut reported: BTreeSet<String> = BTreeSet::new();
     let mut last_state = None;
     loop {
         tokio::select! {
@@ -372,6 +439,10 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
                     .set(gauge(used));
             }
         }
+
+        // Each FerroLB object: a Valid condition in its status, and a Warning
+        // Event the first time a problem is seen.
+        report_objects(&client, &recorder, &config, &problems, &mut reported).await;
 
         // ConfigurationState: only when the problems changed.
         let state = configuration_state(&problems);

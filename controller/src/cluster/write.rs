@@ -5,9 +5,10 @@ use std::net::IpAddr;
 
 use ferrolb_config::crd::{IPAddressPool, IPAddressPoolStatus};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
-use kube::Client;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
+use kube::{Client, Resource};
 use serde_json::{Value, json};
 
 use crate::allocator::{ALLOCATED_FROM_POOL_ANNOTATION, Event, EventType, ServiceOutcome};
@@ -153,6 +154,83 @@ pub async fn write_configuration_state(
     api.patch_status("controller", &params, &Patch::Apply(status))
         .await?;
     Ok(())
+}
+
+/// The `Valid` condition an object shows now, if any.
+pub fn current_valid_condition(obj: &impl serde::Serialize) -> Option<Value> {
+    let v = serde_json::to_value(obj).ok()?;
+    v["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Valid")
+        .cloned()
+}
+
+/// Whether `current` already says what `wanted` says (ignoring the time).
+pub fn same_condition(current: Option<&Value>, wanted: &Condition) -> bool {
+    current.is_some_and(|c| {
+        c["status"] == wanted.status.as_str()
+            && c["reason"] == wanted.reason.as_str()
+            && c["message"] == wanted.message.as_str()
+            && c["observedGeneration"].as_i64() == wanted.observed_generation
+    })
+}
+
+/// Sets the `Valid` condition in a FerroLB object's status.
+pub async fn write_valid_condition<K>(
+    client: &Client,
+    obj: &K,
+    condition: &Condition,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let ns = obj
+        .meta()
+        .namespace
+        .as_deref()
+        .unwrap_or(ferrolb_config::DEFAULT_NAMESPACE);
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let patch = json!({"status": {"conditions": [condition]}});
+    api.patch_status(
+        obj.meta().name.as_deref().unwrap_or_default(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The reference an Event about a FerroLB object points at.
+pub fn object_reference<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(K::api_version(&()).to_string()),
+        kind: Some(K::kind(&()).to_string()),
+        name: obj.meta().name.clone(),
+        namespace: obj.meta().namespace.clone(),
+        uid: obj.meta().uid.clone(),
+        resource_version: None,
+        field_path: None,
+    }
+}
+
+/// Records a Warning Event naming a configuration problem on its object.
+pub async fn record_config_problem(
+    recorder: &Recorder,
+    reference: &ObjectReference,
+    message: &str,
+) -> Result<(), kube::Error> {
+    let ev = KubeEvent {
+        type_: KubeEventType::Warning,
+        reason: "InvalidConfiguration".into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "Validate".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, reference).await
 }
 
 #[cfg(test)]
