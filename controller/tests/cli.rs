@@ -120,28 +120,28 @@ fn validate_accepts_the_shipped_examples() {
 fn validate_refuses_each_bad_example_naming_file_object_and_field() {
     let cases = [
         (
-            "backwards-range.yaml",
+            "invalid/backwards-range.yaml",
             "IPAddressPool ferrolb-system/backwards: spec.addresses[0]",
             "first address 198.51.100.20 is after last address 198.51.100.10",
         ),
         (
-            "hold-time.yaml",
+            "invalid/hold-time.yaml",
             "BGPPeer ferrolb-system/bad-hold: spec.holdTime \"2s\"",
             "at least 3s",
         ),
         (
-            "bfd-range.yaml",
+            "bad/bfd-range.yaml",
             "BFDProfile ferrolb-system/bad-bfd: spec.detectMultiplier \"1\"",
             "must be from 2 to 255",
         ),
         (
-            "wrong-type.yaml",
+            "bad/wrong-type.yaml",
             "IPAddressPool ferrolb-system/wrong-type: spec.addresses",
             "expected a sequence",
         ),
     ];
     for (file, object_and_field, reason) in cases {
-        let path = format!("deploy/examples/bad/{file}");
+        let path = format!("deploy/examples/{file}");
         let out = run(&["validate", &path]);
         let text = stdout(&out);
         assert_eq!(out.status.code(), Some(1), "{file}: {text}");
@@ -168,12 +168,16 @@ fn validate_reports_every_problem_of_a_file() {
 
 #[test]
 fn validate_json_lines_carry_every_field() {
-    let out = run(&["validate", "--json", "deploy/examples/bad/hold-time.yaml"]);
+    let out = run(&[
+        "validate",
+        "--json",
+        "deploy/examples/invalid/hold-time.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let line: serde_json::Value =
         serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
     assert_eq!(line["severity"], "error");
-    assert_eq!(line["file"], "deploy/examples/bad/hold-time.yaml");
+    assert_eq!(line["file"], "deploy/examples/invalid/hold-time.yaml");
     assert_eq!(line["document"], 1);
     assert_eq!(line["kind"], "BGPPeer");
     assert_eq!(line["namespace"], "ferrolb-system");

@@ -368,39 +368,43 @@ fn real_api_server() {
 
     // A bad object is reported on the object itself and in the ConfigurationState;
     // the good ones keep working.
-    let bad = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: backwards, namespace: ferrolb-system}\nspec:\n  addresses: [203.0.113.20-203.0.113.10]\n";
-    assert!(cp.apply_stdin(bad).status.success());
+    // (deploy/examples/invalid/: accepted by the server, refused by FerroLB.)
+    cp.ok(&["apply", "-f", &d("examples/invalid/")]);
+    for (resource, name, field) in [
+        ("ipaddresspools", "backwards", "spec.addresses[0]"),
+        ("bgppeers", "bad-hold", "spec.holdTime"),
+    ] {
+        wait_for(
+            &format!("Valid=False on {resource}/{name}"),
+            Duration::from_secs(15),
+            || {
+                let p = cp.json(&["-n", "ferrolb-system", "get", resource, name]);
+                let c = p["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == "Valid")?
+                    .clone();
+                (c["status"] == "False" && c["message"].as_str()?.contains(field)).then_some(())
+            },
+        );
+        wait_for(
+            &format!("an InvalidConfiguration Event on {name}"),
+            Duration::from_secs(10),
+            || {
+                let ev = cp.json(&["-n", "ferrolb-system", "get", "events.events.k8s.io"]);
+                ev["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| {
+                        e["reason"] == "InvalidConfiguration" && e["regarding"]["name"] == name
+                    })
+                    .cloned()
+            },
+        );
+    }
     wait_for(
-        "the Valid=False condition on the bad pool",
-        Duration::from_secs(15),
-        || {
-            let p = cp.json(&["-n", "ferrolb-system", "get", "ipaddresspools", "backwards"]);
-            let c = p["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == "Valid")?
-                .clone();
-            (c["status"] == "False" && c["message"].as_str()?.contains("spec.addresses[0]"))
-                .then_some(())
-        },
-    );
-    wait_for(
-        "an InvalidConfiguration Event on the bad pool",
-        Duration::from_secs(10),
-        || {
-            let ev = cp.json(&["-n", "ferrolb-system", "get", "events.events.k8s.io"]);
-            ev["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| {
-                    e["reason"] == "InvalidConfiguration" && e["regarding"]["name"] == "backwards"
-                })
-                .cloned()
-        },
-    );
-    wait_for(
-        "ConfigurationState Invalid",
+        "ConfigurationState Invalid with both errors",
         Duration::from_secs(10),
         || {
             let v = cp.json(&[
@@ -410,16 +414,10 @@ fn real_api_server() {
                 "configurationstates",
                 "controller",
             ]);
-            (v["status"]["result"] == "Invalid" && v["status"]["errorCount"] == 1).then_some(())
+            (v["status"]["result"] == "Invalid" && v["status"]["errorCount"] == 2).then_some(())
         },
     );
-    cp.ok(&[
-        "-n",
-        "ferrolb-system",
-        "delete",
-        "ipaddresspool",
-        "backwards",
-    ]);
+    cp.ok(&["delete", "-f", &d("examples/invalid/")]);
 
     // Restarting etcd and the API server mid-run loses nothing.
     let out = Command::new(root().join("tests/apiserver/restart.sh"))
