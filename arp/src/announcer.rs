@@ -434,6 +434,13 @@ impl Announcer {
             .is_some_and(|s| s.ips.contains_key(&ip))
     }
 
+    /// True when interface `ifindex` owns at least one address.
+    pub fn owns_any(&self, ifindex: u32) -> bool {
+        self.interfaces
+            .get(&ifindex)
+            .is_some_and(|s| !s.ips.is_empty())
+    }
+
     /// The addresses owned on interface `ifindex`, sorted.
     pub fn owned_ips(&self, ifindex: u32) -> Vec<IpAddr> {
         let mut ips: Vec<IpAddr> = self

@@ -2,8 +2,14 @@
 //! speaker does, prints one JSON object per line for everything that
 //! happens, and stops answering on SIGINT or SIGTERM.
 //!
-//! Lines on stdout (every object has `event` and `elapsed_ms`, the
-//! milliseconds since the probe started):
+//! IPs come from `--ip` (repeatable) and/or `--ips-file FILE` (one IP per
+//! line; blank lines and lines starting with `#` are skipped), for lists too
+//! long for a command line.
+//!
+//! Lines on stdout (every object has `event`, `elapsed_ms`, the
+//! milliseconds since the probe started, and `unix_us`, the wall-clock time
+//! in microseconds since the Unix epoch, to line events up with packet
+//! captures):
 //!
 //! - `interfaces_chosen`: `ip`, `rule` (`listed`, `subnet`,
 //!   `default_route`, `no_interface`), `interfaces` (`name`, `index`,
@@ -22,8 +28,9 @@
 
 use std::io::Write;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ferrolb_arp::io::{IpStatus, L2Config, L2Counters, L2Error, L2Event, L2Runner};
 use ferrolb_arp::{ChoiceRule, ConflictKind, Event};
@@ -35,8 +42,17 @@ use tokio::signal::unix::{SignalKind, signal};
 pub struct Args {
     /// Service IP to announce, IPv4 or IPv6 (repeat the flag or list
     /// several).
-    #[arg(long = "ip", value_name = "IP", required = true, num_args = 1..)]
+    #[arg(
+        long = "ip",
+        value_name = "IP",
+        num_args = 1..,
+        required_unless_present = "ips_file"
+    )]
     pub ips: Vec<IpAddr>,
+    /// Also announce the IPs listed in FILE, one per line (blank lines
+    /// and `#` comments are skipped).
+    #[arg(long = "ips-file", value_name = "FILE")]
+    pub ips_file: Option<PathBuf>,
     /// Announce only on this interface, like an L2Advertisement's
     /// `interfaces` list (repeatable). Without it the interface choice
     /// rule decides: interfaces with a subnet containing the IP, else the
@@ -69,6 +85,10 @@ impl Printer {
         if let Value::Object(map) = &mut line {
             let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
             map.insert("elapsed_ms".to_owned(), json!(elapsed));
+            let unix_us = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+            map.insert("unix_us".to_owned(), json!(unix_us));
         }
         let mut stdout = std::io::stdout().lock();
         // A closed stdout must not stop the probe from answering.
@@ -77,10 +97,38 @@ impl Printer {
     }
 }
 
-async fn probe(args: Args) -> ExitCode {
+/// Parses an IP list: one IP per line, blank lines and `#` comments
+/// skipped. Errors name the line.
+pub fn parse_ips_file(text: &str) -> Result<Vec<IpAddr>, String> {
+    text.lines()
+        .enumerate()
+        .map(|(n, line)| (n + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(n, line)| {
+            line.parse()
+                .map_err(|err| format!("line {n}: {line:?}: {err}"))
+        })
+        .collect()
+}
+
+fn read_ips_file(path: &Path) -> Result<Vec<IpAddr>, String> {
+    let text = std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))?;
+    parse_ips_file(&text).map_err(|err| format!("{}: {err}", path.display()))
+}
+
+async fn probe(mut args: Args) -> ExitCode {
     let printer = Printer {
         start: Instant::now(),
     };
+    if let Some(path) = &args.ips_file {
+        match read_ips_file(path) {
+            Ok(ips) => args.ips.extend(ips),
+            Err(err) => {
+                eprintln!("ferrolb-speaker l2-probe: --ips-file {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let (mut sigint, mut sigterm) = match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -113,6 +161,11 @@ async fn probe(args: Args) -> ExitCode {
             eprintln!("ferrolb-speaker l2-probe: cannot announce {ip}: {err}");
             let _ = runner.handle.shutdown().await;
             return ExitCode::FAILURE;
+        }
+        // Print as we go, so that a long list does not overflow the
+        // event channel before `ready`.
+        while let Ok(event) = runner.events.try_recv() {
+            printer.print(event_json(&event));
         }
     }
     while let Ok(event) = runner.events.try_recv() {
@@ -272,4 +325,23 @@ fn counters_json(counters: &L2Counters) -> Value {
         "netlink_dumps": io.netlink_dumps,
         "events_dropped": io.events_dropped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ips_file;
+
+    #[test]
+    fn ips_file_skips_blanks_and_comments() {
+        let ips = parse_ips_file("# list\n198.51.100.1\n\n  2001:db8::1  \n").unwrap();
+        assert_eq!(
+            ips,
+            vec![
+                "198.51.100.1".parse::<std::net::IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+        let err = parse_ips_file("198.51.100.1\nnot-an-ip\n").unwrap_err();
+        assert!(err.starts_with("line 2:"), "{err}");
+    }
 }

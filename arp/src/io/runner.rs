@@ -30,7 +30,7 @@ use tokio::time::Instant as TokioInstant;
 
 use crate::announcer::{Announcer, AnnouncerConfig, AnnouncerError, Interface, check_announceable};
 use crate::counters::CountersSnapshot;
-use crate::interface_choice::{ChoiceRule, choose_interfaces};
+use crate::interface_choice::{ChoiceRule, InterfaceSnapshot, choose_interfaces};
 use crate::io::netlink::{NetState, NetlinkError, NetlinkMonitor};
 use crate::io::socket::{PacketSocket, ReceivedFrame, check_raw_socket_permission};
 use crate::mac::MacAddr;
@@ -448,8 +448,11 @@ impl State {
                 reply,
             } => {
                 let result = check_announceable(ip).map_err(L2Error::from).map(|()| {
-                    self.owned.insert(ip, interfaces);
-                    self.rechoose();
+                    self.owned.insert(ip, interfaces.clone());
+                    // Only the new IP's choice can change: choosing for
+                    // every owned IP here made adding n IPs O(n²).
+                    let snapshots = self.net.snapshots();
+                    self.choose(ip, interfaces, &snapshots, self.now());
                     self.reconcile_sockets();
                 });
                 let _ = reply.send(result);
@@ -587,7 +590,7 @@ impl State {
                 continue;
             }
             self.known.insert(link.index);
-            let in_use = !self.announcer.owned_ips(link.index).is_empty()
+            let in_use = self.announcer.owns_any(link.index)
                 || self
                     .owned
                     .values()
@@ -632,36 +635,48 @@ impl State {
             .map(|(ip, listed)| (*ip, listed.clone()))
             .collect();
         for (ip, listed) in owned {
-            let choice = choose_interfaces(ip, &listed, &snapshots, self.net.default_routes);
-            let (usable, unusable): (Vec<u32>, Vec<u32>) = choice
-                .interfaces
+            self.choose(ip, listed, &snapshots, now);
+        }
+    }
+
+    /// Runs the interface choice for one owned IP and updates the
+    /// announcer and the reported status.
+    fn choose(
+        &mut self,
+        ip: IpAddr,
+        listed: Vec<String>,
+        snapshots: &[InterfaceSnapshot],
+        now: Instant,
+    ) {
+        let choice = choose_interfaces(ip, &listed, snapshots, self.net.default_routes);
+        let (usable, unusable): (Vec<u32>, Vec<u32>) = choice
+            .interfaces
+            .iter()
+            .partition(|index| self.known.contains(index));
+        let current = self.owning(ip);
+        for &index in current.iter().filter(|i| !usable.contains(i)) {
+            let outputs = self.announcer.remove_ip(index, ip).unwrap_or_default();
+            self.apply(outputs);
+        }
+        for &index in usable.iter().filter(|i| !current.contains(i)) {
+            match self.announcer.add_ip(index, ip, now) {
+                Ok(outputs) => self.apply(outputs),
+                Err(err) => tracing::warn!(%ip, index, %err, "cannot announce"),
+            }
+        }
+        let status = IpStatus {
+            ip,
+            listed,
+            rule: choice.rule,
+            interfaces: usable.iter().map(|&i| self.interface_ref(i)).collect(),
+            unusable: unusable
                 .iter()
-                .partition(|index| self.known.contains(index));
-            let current = self.owning(ip);
-            for &index in current.iter().filter(|i| !usable.contains(i)) {
-                let outputs = self.announcer.remove_ip(index, ip).unwrap_or_default();
-                self.apply(outputs);
-            }
-            for &index in usable.iter().filter(|i| !current.contains(i)) {
-                match self.announcer.add_ip(index, ip, now) {
-                    Ok(outputs) => self.apply(outputs),
-                    Err(err) => tracing::warn!(%ip, index, %err, "cannot announce"),
-                }
-            }
-            let status = IpStatus {
-                ip,
-                listed,
-                rule: choice.rule,
-                interfaces: usable.iter().map(|&i| self.interface_ref(i)).collect(),
-                unusable: unusable
-                    .iter()
-                    .map(|&i| self.interface_ref(i).name)
-                    .collect(),
-            };
-            if self.reported.get(&ip) != Some(&status) {
-                self.reported.insert(ip, status.clone());
-                self.emit(L2Event::InterfacesChosen(status));
-            }
+                .map(|&i| self.interface_ref(i).name)
+                .collect(),
+        };
+        if self.reported.get(&ip) != Some(&status) {
+            self.reported.insert(ip, status.clone());
+            self.emit(L2Event::InterfacesChosen(status));
         }
     }
 
@@ -674,7 +689,7 @@ impl State {
             .copied()
             .filter(|&index| {
                 self.announcer.interface(index).is_some_and(|i| i.up)
-                    && !self.announcer.owned_ips(index).is_empty()
+                    && self.announcer.owns_any(index)
             })
             .collect();
         self.sockets.retain(|index, _| wanted.contains(index));
