@@ -12,8 +12,10 @@ use super::pool_index::NsLabels;
 use super::service::{ALLOCATED_FROM_POOL_ANNOTATION, ServiceKey, ServiceView};
 use super::state::{Allocator, Known, Record};
 
-/// IPs and pool a Service holds, or why it is pending.
-type Held = Result<(Vec<IpAddr>, Arc<str>), PendingReason>;
+/// IPs a Service holds and their pool.
+type Holding = (Vec<IpAddr>, Arc<str>);
+/// What a Service holds, or why it is pending.
+type Held = Result<Holding, PendingReason>;
 
 /// Labels of every Namespace, by name.
 pub type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
@@ -184,12 +186,11 @@ impl Allocator {
 
     /// Step 2 for a Service the allocator has never seen: claim the IPs in its
     /// status if they are valid (rule 8).
-    #[allow(clippy::type_complexity)]
     fn claim_status(
         &mut self,
         view: &ServiceView<'_>,
         ns: &NsLabels<'_>,
-    ) -> Result<Option<(Vec<IpAddr>, Arc<str>)>, Invalid> {
+    ) -> Result<Option<Holding>, Invalid> {
         let ips = match &view.status {
             Ok(ips) if ips.is_empty() => return Ok(None),
             Ok(ips) => ips,
@@ -239,7 +240,7 @@ impl Allocator {
     }
 
     /// What the Service holds now, if anything.
-    fn held(&self, key: &ServiceKey) -> Option<(Vec<IpAddr>, Arc<str>)> {
+    fn held(&self, key: &ServiceKey) -> Option<Holding> {
         self.record(key).map(|r| (r.ips.clone(), r.pool.clone()))
     }
 

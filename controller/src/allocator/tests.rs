@@ -1242,3 +1242,12 @@ fn single_service_allocate_matches_reconcile() {
     assert_eq!(a.assignments().len(), 2);
     assert_eq!(a.assignment(&ServiceKey::new("ns", "t")).unwrap().1, "a");
 }
+
+#[test]
+fn allocator_can_move_between_threads() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<Allocator>();
+    send_sync::<ServiceOutcome>();
+    let ns = namespace_labels(&[]);
+    assert!(ns.is_empty());
+}
