@@ -9,6 +9,9 @@
 //! - [`prefix`]: IPv4/IPv6 prefixes and address families, NLRI encoding.
 //! - [`error`]: decoding outcomes classified per RFC 7606 and encoding
 //!   errors.
+//! - [`session`]: the sans-IO session state machine; [`bfd`]: BFD.
+//! - [`transport`]: the Tokio task that owns a session and does its I/O
+//!   (sockets with TTL/GTSM, TCP MD5, VRF binding).
 //!
 //! ```
 //! use ferrolb_bgp::{CodecContext, Message, decode_message};
@@ -24,6 +27,7 @@ pub mod error;
 pub mod message;
 pub mod prefix;
 pub mod session;
+pub mod transport;
 mod wire;
 
 pub use error::{AttributeError, AttributeProblem, DecodeError, EncodeError};

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ferrolb_speaker::l2_probe;
+use ferrolb_speaker::{bgp_probe, l2_probe};
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +24,10 @@ enum Command {
     /// Announce IPs with ARP/NDP as the speaker would and print one JSON
     /// line per event until SIGINT/SIGTERM (needs CAP_NET_RAW).
     L2Probe(l2_probe::Args),
+    /// Open one BGP session as the speaker would, announce prefixes and
+    /// print one JSON line per event; on SIGINT/SIGTERM withdraw, send a
+    /// Cease NOTIFICATION and exit.
+    BgpProbe(bgp_probe::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +36,10 @@ fn main() -> ExitCode {
         Some(Command::L2Probe(args)) => {
             init_logging();
             l2_probe::run(args)
+        }
+        Some(Command::BgpProbe(args)) => {
+            init_logging();
+            bgp_probe::run(args)
         }
         None => {
             eprintln!("ferrolb-speaker: the node daemon is not implemented yet; nothing to run");

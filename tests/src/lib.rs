@@ -1,11 +1,14 @@
 //! Helpers of the end-to-end tests (the tests themselves live in tests/).
 //!
+//! - [`bgp`]: BGP interop labs (router and node namespaces, GoBGP, the
+//!   `bgp-probe` runner).
 //! - [`netns`]: network-namespace labs (bridge, hosts, commands inside
 //!   them), cleaned up by Drop guards.
 //! - [`speaker`]: building `ferrolb-speaker` and running `l2-probe`.
 //! - [`require`]: the skip-or-fail rule for tests that need root and
 //!   system tools.
 
+pub mod bgp;
 pub mod netns;
 pub mod speaker;
 

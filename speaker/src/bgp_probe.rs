@@ -1,0 +1,555 @@
+//! `ferrolb-speaker bgp-probe`: opens one BGP session exactly as the speaker
+//! does, announces prefixes, prints one JSON object per line for everything
+//! that happens, and on SIGINT or SIGTERM withdraws the prefixes, sends a
+//! Cease NOTIFICATION and exits 0.
+//!
+//! Lines on stdout (every object has `event` and `elapsed_ms`):
+//!
+//! - `started`: `asn`, `peer`, `peer_asn`, `prefixes`;
+//! - `connected`: `conn`, `direction` (`outbound`/`inbound`), `local`,
+//!   `remote`; `connect_failed`: `error`; `disconnected`: `conn`,
+//!   `reason`; `refused`: `remote` (not the peer);
+//! - `state`: `from`, `to` (`idle`, `connect`, `active`, `open_sent`,
+//!   `open_confirm`, `established`);
+//! - `established`: `conn`, `peer_asn`, `peer_router_id`, `hold_time`,
+//!   `keepalive_time`, `internal`, `capabilities` (what both sides
+//!   announced: `four_octet_as`, `families`, `route_refresh`,
+//!   `enhanced_route_refresh`, `extended_message`, `extended_next_hop`,
+//!   `graceful_restart`, `hostname`);
+//! - `routes_received`: `family`, `announced`, `withdrawn`, `current`,
+//!   `stale`; `end_of_rib`: `family`; `route_refresh`: `family`;
+//! - `notification_sent` / `notification_received`: `code`, `subcode`,
+//!   `text`, `shutdown_communication`;
+//! - `peer_restarting`, `stale_routes_removed`, `warning`;
+//! - `stopping` / `stopped`: `signal`.
+//!
+//! Logs go to stderr (`RUST_LOG`; default `warn`).
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use ferrolb_bgp::session::{
+    Action, Direction, GracefulRestartConfig, PeerAs, RouteAttributes, Session, SessionConfig,
+    State,
+};
+use ferrolb_bgp::transport::{self, TransportConfig, TransportEvent, TtlMode};
+use ferrolb_bgp::{Community, LargeCommunity, Notification, Prefix};
+use serde_json::{Value, json};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Arguments of `bgp-probe`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Our AS number (4-octet allowed).
+    #[arg(long)]
+    pub asn: u32,
+    /// The peer's address; link-local IPv6 as `fe80::1%eth0`.
+    #[arg(long)]
+    pub peer: String,
+    /// The peer's AS number; equal to `--asn` for iBGP.
+    #[arg(long)]
+    pub peer_asn: u32,
+    /// TCP port to connect to.
+    #[arg(long, default_value_t = transport::BGP_PORT)]
+    pub peer_port: u16,
+    /// TCP port to accept the peer's connections on.
+    #[arg(long, default_value_t = transport::BGP_PORT)]
+    pub listen_port: u16,
+    /// Never accept connections (connect only).
+    #[arg(long, conflicts_with = "passive")]
+    pub no_listen: bool,
+    /// BGP identifier; default: `--source` when IPv4.
+    #[arg(long)]
+    pub router_id: Option<Ipv4Addr>,
+    /// Local address to connect from and listen on.
+    #[arg(long)]
+    pub source: Option<IpAddr>,
+    /// File holding the TCP MD5 password (RFC 2385); one trailing newline
+    /// is ignored.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Hold time to propose, seconds (0 or at least 3).
+    #[arg(long, default_value_t = 90)]
+    pub hold_time: u16,
+    /// Wait for the peer to connect.
+    #[arg(long)]
+    pub passive: bool,
+    /// Advertise graceful restart (RFC 4724).
+    #[arg(long)]
+    pub graceful_restart: bool,
+    /// Prefix to announce, IPv4 or IPv6 (an address alone is a host
+    /// route); repeatable.
+    #[arg(long = "prefix", value_name = "PREFIX")]
+    pub prefixes: Vec<String>,
+    /// File of prefixes, one per line (`#` comments and blank lines
+    /// skipped).
+    #[arg(long)]
+    pub prefixes_file: Option<PathBuf>,
+    /// Community `asn:value` or a well-known name; repeatable.
+    #[arg(long = "community", value_name = "C")]
+    pub communities: Vec<Community>,
+    /// Large community `global:local1:local2`; repeatable.
+    #[arg(long = "large-community", value_name = "C")]
+    pub large_communities: Vec<LargeCommunity>,
+    /// LOCAL_PREF (sent to iBGP peers only).
+    #[arg(long)]
+    pub local_pref: Option<u32>,
+    /// MULTI_EXIT_DISC.
+    #[arg(long)]
+    pub med: Option<u32>,
+    /// Next hop; repeat with one IPv4 and one IPv6 address to set both
+    /// families (default: the connection's local address).
+    #[arg(long = "next-hop", value_name = "IP")]
+    pub next_hops: Vec<IpAddr>,
+    /// TTL for an eBGP peer more than one hop away (default 1 for eBGP).
+    #[arg(long)]
+    pub ebgp_multihop: Option<u8>,
+    /// GTSM (RFC 5082): send with TTL 255, accept only TTL >= 256 - HOPS.
+    #[arg(long, value_name = "HOPS")]
+    pub ttl_security: Option<u8>,
+    /// Bind the sockets to this device (VRF).
+    #[arg(long)]
+    pub vrf: Option<String>,
+}
+
+/// Runs the probe; exit code 0 after a clean stop on a signal.
+pub fn run(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ferrolb-speaker bgp-probe: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(probe(args))
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("ferrolb-speaker bgp-probe: {message}");
+    ExitCode::FAILURE
+}
+
+/// Parses `addr` or `addr%scope` (interface name or index) into an address
+/// and IPv6 scope id.
+pub fn parse_peer(text: &str) -> Result<(IpAddr, u32), String> {
+    let (addr, scope) = match text.split_once('%') {
+        Some((addr, scope)) => (addr, Some(scope)),
+        None => (text, None),
+    };
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|err| format!("--peer {text:?}: {err}"))?;
+    let scope_id = match scope {
+        None => 0,
+        Some(_) if ip.is_ipv4() => return Err(format!("--peer {text:?}: scope on IPv4")),
+        Some(scope) => match scope.parse::<u32>() {
+            Ok(index) => index,
+            Err(_) => transport::socket::interface_index(scope)
+                .ok_or_else(|| format!("--peer {text:?}: no interface {scope:?}"))?,
+        },
+    };
+    Ok((ip, scope_id))
+}
+
+/// Parses a prefix, or an address as a host route.
+pub fn parse_prefix(text: &str) -> Result<Prefix, String> {
+    let text = text.trim();
+    if text.contains('/') {
+        text.parse().map_err(|err| format!("{text:?}: {err}"))
+    } else {
+        let ip: IpAddr = text.parse().map_err(|err| format!("{text:?}: {err}"))?;
+        Prefix::new(ip, if ip.is_ipv4() { 32 } else { 128 })
+            .map_err(|err| format!("{text:?}: {err}"))
+    }
+}
+
+/// Parses a prefixes file: one per line, blank lines and `#` comments
+/// skipped; errors name the line.
+pub fn parse_prefixes_file(text: &str) -> Result<Vec<Prefix>, String> {
+    text.lines()
+        .enumerate()
+        .map(|(n, line)| (n + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(n, line)| parse_prefix(line).map_err(|err| format!("line {n}: {err}")))
+        .collect()
+}
+
+fn read_password(path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = std::fs::read(path).map_err(|err| format!("{}: {err}", path.display()))?;
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    Ok(bytes)
+}
+
+struct Setup {
+    session: Session,
+    transport: TransportConfig,
+    prefixes: Vec<Prefix>,
+    attrs: RouteAttributes,
+}
+
+fn setup(args: &Args) -> Result<Setup, String> {
+    let (peer_ip, scope_id) = parse_peer(&args.peer)?;
+    let mut prefixes = args
+        .prefixes
+        .iter()
+        .map(|p| parse_prefix(p).map_err(|err| format!("--prefix {err}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(path) = &args.prefixes_file {
+        let text =
+            std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))?;
+        prefixes.extend(
+            parse_prefixes_file(&text)
+                .map_err(|err| format!("--prefixes-file {}: {err}", path.display()))?,
+        );
+    }
+    let router_id = match (args.router_id, args.source) {
+        (Some(id), _) => id,
+        (None, Some(IpAddr::V4(source))) => source,
+        (None, _) => return Err("--router-id is needed unless --source is IPv4".to_owned()),
+    };
+    let mut cfg = SessionConfig::new(args.asn, router_id, PeerAs::Fixed(args.peer_asn));
+    cfg.hold_time = args.hold_time;
+    cfg.passive = args.passive;
+    cfg.graceful_restart = args.graceful_restart.then(GracefulRestartConfig::default);
+    for hop in &args.next_hops {
+        match hop {
+            IpAddr::V4(v4) => cfg.next_hop_v4 = Some(*v4),
+            IpAddr::V6(v6) => cfg.next_hop_v6 = Some(*v6),
+        }
+    }
+    let session = Session::new(cfg).map_err(|err| err.to_string())?;
+
+    let peer = match peer_ip {
+        IpAddr::V4(v4) => SocketAddr::from((v4, args.peer_port)),
+        IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, args.peer_port, 0, scope_id)),
+    };
+    let mut transport = TransportConfig::new(peer);
+    transport.source = args.source;
+    transport.listen_port = (!args.no_listen).then_some(args.listen_port);
+    transport.bind_device = args.vrf.clone();
+    transport.md5_key = args
+        .password_file
+        .as_deref()
+        .map(read_password)
+        .transpose()?;
+    transport.ttl = match (args.ttl_security, args.ebgp_multihop) {
+        (Some(hops), _) => TtlMode::Gtsm { hops },
+        (None, Some(ttl)) => TtlMode::Ttl(ttl),
+        (None, None) if args.asn != args.peer_asn => TtlMode::Ttl(1),
+        (None, None) => TtlMode::Default,
+    };
+    let attrs = RouteAttributes {
+        med: args.med,
+        local_pref: args.local_pref,
+        communities: args.communities.clone(),
+        large_communities: args.large_communities.clone(),
+        ..Default::default()
+    };
+    Ok(Setup {
+        session,
+        transport,
+        prefixes,
+        attrs,
+    })
+}
+
+struct Printer {
+    start: Instant,
+}
+
+impl Printer {
+    fn print(&self, mut line: Value) {
+        if let Value::Object(map) = &mut line {
+            let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            map.insert("elapsed_ms".to_owned(), json!(elapsed));
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+}
+
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Idle => "idle",
+        State::Connect => "connect",
+        State::Active => "active",
+        State::OpenSent => "open_sent",
+        State::OpenConfirm => "open_confirm",
+        State::Established => "established",
+    }
+}
+
+fn notification_json(event: &str, notification: &Notification) -> Value {
+    json!({
+        "event": event,
+        "code": notification.code_value(),
+        "subcode": notification.subcode,
+        "text": notification.to_string(),
+        "shutdown_communication": notification.shutdown_communication().ok().flatten(),
+    })
+}
+
+/// The JSON line for a transport event.
+fn event_json(event: &TransportEvent) -> Value {
+    match event {
+        TransportEvent::Connected {
+            conn,
+            direction,
+            local,
+            remote,
+        } => json!({
+            "event": "connected",
+            "conn": conn.0,
+            "direction": match direction {
+                Direction::Outbound => "outbound",
+                Direction::Inbound => "inbound",
+            },
+            "local": local.to_string(),
+            "remote": remote.to_string(),
+        }),
+        TransportEvent::ConnectFailed { error } => {
+            json!({ "event": "connect_failed", "error": error })
+        }
+        TransportEvent::Disconnected { conn, reason } => {
+            json!({ "event": "disconnected", "conn": conn.0, "reason": reason })
+        }
+        TransportEvent::Refused { remote } => {
+            json!({ "event": "refused", "remote": remote.to_string() })
+        }
+        TransportEvent::AcceptFailed { error } => {
+            json!({ "event": "accept_failed", "error": error })
+        }
+        TransportEvent::Stopped => json!({ "event": "session_stopped" }),
+        TransportEvent::Session(action) => action_json(action),
+    }
+}
+
+fn action_json(action: &Action) -> Value {
+    match action {
+        Action::StateChanged { from, to } => json!({
+            "event": "state",
+            "from": state_name(*from),
+            "to": state_name(*to),
+        }),
+        Action::Established { conn, negotiated } => {
+            let n = negotiated;
+            json!({
+                "event": "established",
+                "conn": conn.0,
+                "peer_asn": n.peer_asn,
+                "peer_router_id": n.peer_router_id.to_string(),
+                "hold_time": n.hold_time,
+                "keepalive_time": n.keepalive_time,
+                "internal": n.internal,
+                "capabilities": {
+                    "four_octet_as": n.four_octet_as,
+                    "families": n.families.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "route_refresh": n.route_refresh,
+                    "enhanced_route_refresh": n.enhanced_route_refresh,
+                    "extended_message": n.extended_message,
+                    "extended_next_hop": n.extended_next_hop,
+                    "graceful_restart": n.graceful_restart.as_ref().map(|gr| json!({
+                        "restart_time": gr.restart_time,
+                        "restarting": gr.restarting,
+                        "families": gr.families.iter().map(|f| json!({
+                            "family": f.family.to_string(),
+                            "forwarding_preserved": f.forwarding_preserved,
+                        })).collect::<Vec<_>>(),
+                    })),
+                    "hostname": n.peer_hostname,
+                },
+            })
+        }
+        Action::NotificationSent { notification, .. } => {
+            notification_json("notification_sent", notification)
+        }
+        Action::NotificationReceived { notification, .. } => {
+            notification_json("notification_received", notification)
+        }
+        Action::RoutesReceived { family, counts } => json!({
+            "event": "routes_received",
+            "family": family.to_string(),
+            "announced": counts.announced,
+            "withdrawn": counts.withdrawn,
+            "current": counts.current,
+            "stale": counts.stale,
+        }),
+        Action::EndOfRibReceived { family } => {
+            json!({ "event": "end_of_rib", "family": family.to_string() })
+        }
+        Action::RouteRefreshReceived { family } => {
+            json!({ "event": "route_refresh", "family": family.to_string() })
+        }
+        Action::PeerRestarting {
+            restart_time,
+            stale_routes,
+        } => json!({
+            "event": "peer_restarting",
+            "restart_time_s": restart_time.as_secs(),
+            "stale_routes": stale_routes,
+        }),
+        Action::StaleRoutesRemoved { family, count } => json!({
+            "event": "stale_routes_removed",
+            "family": family.map(|f| f.to_string()),
+            "count": count,
+        }),
+        Action::Warning(message) => json!({ "event": "warning", "message": message }),
+        other => json!({ "event": "action", "debug": format!("{other:?}") }),
+    }
+}
+
+async fn probe(args: Args) -> ExitCode {
+    let printer = Printer {
+        start: Instant::now(),
+    };
+    let setup = match setup(&args) {
+        Ok(setup) => setup,
+        Err(err) => return fail(err),
+    };
+    let (mut sigint, mut sigterm) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(sigint), Ok(sigterm)) => (sigint, sigterm),
+        (Err(err), _) | (_, Err(err)) => return fail(format!("installing signal handlers: {err}")),
+    };
+    let peer = setup.transport.peer;
+    let (handle, mut events, task) = match transport::spawn(setup.session, setup.transport) {
+        Ok(started) => started,
+        Err(err) => return fail(format!("opening the BGP sockets: {err}")),
+    };
+    printer.print(json!({
+        "event": "started",
+        "asn": args.asn,
+        "peer": peer.to_string(),
+        "peer_asn": args.peer_asn,
+        "prefixes": setup.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    }));
+    for prefix in &setup.prefixes {
+        if handle.announce(*prefix, setup.attrs.clone()).is_err() {
+            return fail("the session task ended");
+        }
+    }
+    let signal_name = loop {
+        tokio::select! {
+            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break "SIGTERM",
+            event = events.recv() => match event {
+                Some(event) => printer.print(event_json(&event)),
+                None => return fail("the session task ended"),
+            },
+        }
+    };
+    printer.print(json!({ "event": "stopping", "signal": signal_name }));
+    let stop = handle.stop(true, Some("ferrolb-speaker bgp-probe stopping"));
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), stop).await;
+    while let Ok(event) = events.try_recv() {
+        printer.print(event_json(&event));
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
+    printer.print(json!({ "event": "stopped", "signal": signal_name }));
+    match stopped {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        _ => fail("the session did not stop in time"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_with_and_without_scope() {
+        assert_eq!(
+            parse_peer("198.51.100.1").unwrap(),
+            ("198.51.100.1".parse().unwrap(), 0)
+        );
+        assert_eq!(
+            parse_peer("fe80::1%7").unwrap(),
+            ("fe80::1".parse().unwrap(), 7)
+        );
+        assert_eq!(parse_peer("fe80::1%lo").unwrap().1, 1);
+        assert!(parse_peer("198.51.100.1%1").is_err());
+        assert!(parse_peer("fe80::1%no-such-if0").is_err());
+    }
+
+    #[test]
+    fn prefixes_and_host_routes() {
+        assert_eq!(
+            parse_prefix("198.51.100.7").unwrap().to_string(),
+            "198.51.100.7/32"
+        );
+        assert_eq!(
+            parse_prefix("2001:db8::7").unwrap().to_string(),
+            "2001:db8::7/128"
+        );
+        let list = parse_prefixes_file("# services\n198.51.100.0/24\n\n2001:db8::/64\n").unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(
+            parse_prefixes_file("198.51.100.0/33")
+                .unwrap_err()
+                .starts_with("line 1")
+        );
+    }
+
+    #[test]
+    fn ebgp_defaults_to_ttl_one_and_ibgp_to_kernel_ttl() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let ebgp = Cli::parse_from([
+            "x",
+            "--asn",
+            "4200000001",
+            "--peer",
+            "198.51.100.1",
+            "--peer-asn",
+            "65001",
+            "--source",
+            "198.51.100.2",
+            "--community",
+            "65000:1",
+            "--large-community",
+            "4200000001:1:2",
+            "--prefix",
+            "198.51.100.7",
+        ]);
+        let setup = setup(&ebgp.args).unwrap();
+        assert_eq!(setup.transport.ttl, TtlMode::Ttl(1));
+        assert_eq!(
+            setup.session.config().router_id,
+            Ipv4Addr::new(198, 51, 100, 2)
+        );
+        assert_eq!(setup.attrs.communities.len(), 1);
+        assert_eq!(setup.attrs.large_communities.len(), 1);
+        let ibgp = Cli::parse_from([
+            "x",
+            "--asn",
+            "65001",
+            "--peer",
+            "2001:db8::1",
+            "--peer-asn",
+            "65001",
+        ]);
+        assert!(setup_err(&ibgp.args).contains("--router-id"));
+    }
+
+    fn setup_err(args: &Args) -> String {
+        setup(args).err().unwrap_or_default()
+    }
+}

@@ -1,0 +1,374 @@
+//! BGP interop labs: two namespaces joined by a veth pair (a "router"
+//! running a BGP daemon and a "node" running `ferrolb-speaker bgp-probe`),
+//! and GoBGP driven through its configuration file and `gobgp -j`.
+//!
+//! Addresses: router 198.51.100.1/24 and 2001:db8::1/64 on `veth0`, node
+//! 198.51.100.2/24 and 2001:db8::2/64. Nothing is made in the root
+//! namespace: the veth pair is created in the router namespace with its
+//! peer moved straight into the node namespace. Daemons run inside the
+//! router namespace only and are killed on drop (and with the namespace).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::netns::{COMMAND_TIMEOUT, Netns, find_tool};
+use crate::speaker::speaker_binary;
+
+/// Router addresses.
+pub const ROUTER_V4: &str = "198.51.100.1";
+/// Router IPv6 address.
+pub const ROUTER_V6: &str = "2001:db8::1";
+/// Node (probe) addresses.
+pub const NODE_V4: &str = "198.51.100.2";
+/// Node IPv6 address.
+pub const NODE_V6: &str = "2001:db8::2";
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// The two namespaces of a BGP lab.
+#[derive(Debug)]
+pub struct BgpLab {
+    /// Where the router daemon runs.
+    pub router: Netns,
+    /// Where the probe runs.
+    pub node: Netns,
+}
+
+impl BgpLab {
+    /// Creates both namespaces, the veth pair and the addresses.
+    pub fn new() -> BgpLab {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("flb-{}-bgp{n}", std::process::id());
+        let router = Netns::create(&format!("{prefix}-r"));
+        let node = Netns::create(&format!("{prefix}-n"));
+        router.ip(&[
+            "link",
+            "add",
+            "veth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth0",
+            "netns",
+            node.name(),
+        ]);
+        for (ns, v4, v6) in [(&router, ROUTER_V4, ROUTER_V6), (&node, NODE_V4, NODE_V6)] {
+            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", "veth0"]);
+            ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", "veth0", "nodad"]);
+            ns.ip(&["link", "set", "veth0", "up"]);
+        }
+        BgpLab { router, node }
+    }
+}
+
+impl Default for BgpLab {
+    fn default() -> Self {
+        BgpLab::new()
+    }
+}
+
+/// A daemon started by a test; killed (and reaped) on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Option<Child>,
+    name: String,
+}
+
+impl Daemon {
+    /// Spawns `program ARGS` inside `ns`, output to `log`.
+    pub fn spawn(ns: &Netns, program: &str, args: &[&str], log: &Path) -> Daemon {
+        let path = find_tool(program).unwrap_or_else(|| panic!("{program} not found"));
+        let log = std::fs::File::create(log).expect("daemon log file");
+        let child = ns
+            .command(path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|err| panic!("spawning {program}: {err}"));
+        Daemon {
+            child: Some(child),
+            name: program.to_owned(),
+        }
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("stopped {}", self.name);
+        }
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
+pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = f() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// GoBGP (`gobgpd`) in the router namespace, its gRPC API on the
+/// namespace's loopback.
+#[derive(Debug)]
+pub struct GoBgp {
+    daemon: Daemon,
+    dir: tempfile::TempDir,
+}
+
+/// One neighbour of a GoBGP configuration.
+#[derive(Clone, Debug)]
+pub struct GoBgpNeighbor {
+    /// Its address.
+    pub address: String,
+    /// Its AS.
+    pub asn: u32,
+}
+
+impl GoBgp {
+    /// Starts gobgpd with AS `asn` and the given neighbours (IPv4 and IPv6
+    /// unicast each).
+    pub fn start(ns: &Netns, asn: u32, neighbors: &[GoBgpNeighbor]) -> GoBgp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = format!(
+            "[global.config]\n  as = {asn}\n  router-id = \"{ROUTER_V4}\"\n  \
+             local-address-list = [\"{ROUTER_V4}\", \"{ROUTER_V6}\"]\n"
+        );
+        for n in neighbors {
+            config += &format!(
+                "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    \
+                 peer-as = {}\n",
+                n.address, n.asn
+            );
+            for family in ["ipv4-unicast", "ipv6-unicast"] {
+                config += &format!(
+                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      \
+                     afi-safi-name = \"{family}\"\n"
+                );
+            }
+        }
+        let path = dir.path().join("gobgpd.toml");
+        std::fs::write(&path, config).expect("writing gobgpd.toml");
+        let daemon = Daemon::spawn(
+            ns,
+            "gobgpd",
+            &[
+                "-f",
+                path.to_str().expect("utf-8 path"),
+                "-t",
+                "toml",
+                "-p",
+                "--api-hosts",
+                "127.0.0.1:50051",
+                "--pprof-disable",
+            ],
+            &dir.path().join("gobgpd.log"),
+        );
+        let mut gobgp = GoBgp { daemon, dir };
+        let up = wait_until(Duration::from_secs(10), || {
+            gobgp.try_json(ns, &["neighbor"]).map(|_| ())
+        });
+        assert!(up.is_some(), "gobgpd API not up:\n{}", gobgp.log());
+        gobgp
+    }
+
+    /// gobgpd's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gobgpd.log")).unwrap_or_default()
+    }
+
+    fn try_json(&mut self, ns: &Netns, args: &[&str]) -> Option<Value> {
+        if !self.daemon.running() {
+            panic!("gobgpd exited:\n{}", self.log());
+        }
+        let mut full = vec!["-j"];
+        full.extend_from_slice(args);
+        let out = ns.exec("gobgp", &full, COMMAND_TIMEOUT);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// `gobgp -j ARGS` inside `ns`.
+    pub fn json(&mut self, ns: &Netns, args: &[&str]) -> Value {
+        self.try_json(ns, args)
+            .unwrap_or_else(|| panic!("gobgp {args:?} failed; gobgpd log:\n{}", self.log()))
+    }
+
+    /// The neighbour entry of `address`.
+    pub fn neighbor(&mut self, ns: &Netns, address: &str) -> Value {
+        let all = self.json(ns, &["neighbor"]);
+        all.as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|n| n["state"]["neighbor_address"] == address)
+                    .cloned()
+            })
+            .unwrap_or(Value::Null)
+    }
+
+    /// The global RIB of `family` (`ipv4` or `ipv6`): prefix → paths.
+    pub fn rib(&mut self, ns: &Netns, family: &str) -> serde_json::Map<String, Value> {
+        match self.json(ns, &["global", "rib", "-a", family]) {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
+    }
+}
+
+/// GoBGP's `session_state` for Established.
+pub const GOBGP_ESTABLISHED: u64 = 6;
+
+/// A running `ferrolb-speaker bgp-probe`; killed on drop.
+#[derive(Debug)]
+pub struct BgpProbe {
+    child: Option<Child>,
+    lines: Receiver<Value>,
+    seen: Vec<Value>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl BgpProbe {
+    /// Starts `bgp-probe ARGS` in `ns`.
+    pub fn start(ns: &Netns, args: &[&str]) -> BgpProbe {
+        let mut command = ns.command(speaker_binary());
+        command
+            .arg("bgp-probe")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawning bgp-probe");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "event": "unparsed", "line": line }));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        BgpProbe {
+            child: Some(child),
+            lines,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits up to `timeout` for a line with `event` satisfying `matches`.
+    pub fn expect(
+        &mut self,
+        event: &str,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let hit = |l: &Value| l["event"] == event && matches(l);
+        if let Some(line) = self.seen.iter().find(|l| hit(l)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(line.clone());
+            if hit(&line) {
+                return line;
+            }
+        }
+        panic!(
+            "no {event} line within {timeout:?}; probe output:\n{}",
+            self.transcript()
+        );
+    }
+
+    /// Every line so far.
+    pub fn transcript(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// SIGTERM, then a bounded wait; returns the exit status and stderr.
+    pub fn stop(&mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("probe already stopped");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            match child.try_wait().expect("waiting for bgp-probe") {
+                Some(status) => break status,
+                None if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("bgp-probe did not exit within 10 s of SIGTERM");
+                }
+            }
+        };
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(line);
+        }
+        (status, stderr)
+    }
+}
+
+impl Drop for BgpProbe {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
