@@ -1,0 +1,192 @@
+//! Allocator benchmarks (issue: 100,000 Services over pools that include an
+//! IPv4 /8, an IPv6 /64 and 50 small ranges, a dual-stack mix and sharing keys).
+//!
+//! Pure computation, no network: the /8 is 240.0.0.0/8 (reserved, never
+//! routed); the rest are documentation ranges.
+//!
+//!     cargo bench -p ferrolb-controller --bench allocator
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use ferrolb_config::crd::{IPAddressPool, IPAddressPoolSpec, ServiceAllocation};
+use ferrolb_controller::allocator::{Allocator, NamespaceLabels, Snapshot};
+use k8s_openapi::api::core::v1::{
+    LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
+};
+use kube::api::ObjectMeta;
+
+const SERVICES: usize = 100_000;
+
+fn pool(name: &str, addresses: &[String], priority: Option<i32>) -> IPAddressPool {
+    let mut p = IPAddressPool::new(
+        name,
+        IPAddressPoolSpec {
+            addresses: addresses.to_vec(),
+            service_allocation: priority.map(|p| ServiceAllocation {
+                priority: Some(p),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    p.metadata.namespace = Some("ferrolb-system".into());
+    p
+}
+
+/// 50 small prioritised ranges, then a dual-stack pool with an IPv4 /8 and an IPv6 /64.
+fn pools() -> Vec<IPAddressPool> {
+    let mut out = Vec::new();
+    for i in 0..50 {
+        let third = if i < 25 { "198.51.100" } else { "203.0.113" };
+        let base = (i % 25) * 8;
+        out.push(pool(
+            &format!("small-{i:02}"),
+            &[format!("{third}.{}-{third}.{}", base + 1, base + 8)],
+            Some(i),
+        ));
+    }
+    out.push(pool(
+        "big",
+        &["240.0.0.0/8".to_string(), "2001:db8:1::/64".to_string()],
+        None,
+    ));
+    out
+}
+
+/// A mix: 60 % IPv4, 20 % IPv6, 15 % PreferDualStack, 5 % sharing an IP by key.
+fn services(n: usize) -> Vec<Service> {
+    (0..n)
+        .map(|i| {
+            let mut annotations = BTreeMap::new();
+            let (policy, families) = match i % 20 {
+                0..=11 => (None, None),
+                12..=15 => (Some("SingleStack"), Some(vec!["IPv6".to_string()])),
+                16..=18 => (Some("PreferDualStack"), Some(vec!["IPv4".to_string(), "IPv6".to_string()])),
+                _ => {
+                    annotations.insert("ferrolb.io/allow-shared-ip".to_string(), format!("key-{}", i % 100));
+                    (None, None)
+                }
+            };
+            Service {
+                metadata: ObjectMeta {
+                    name: Some(format!("svc-{i:06}")),
+                    namespace: Some(format!("ns-{}", i % 50)),
+                    annotations: Some(annotations),
+                    ..Default::default()
+                },
+                spec: Some(ServiceSpec {
+                    type_: Some("LoadBalancer".into()),
+                    ip_family_policy: policy.map(str::to_string),
+                    ip_families: families,
+                    ports: Some(vec![ServicePort {
+                        port: 1000 + (i % 20_000) as i32,
+                        protocol: Some("TCP".into()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                status: None,
+            }
+        })
+        .collect()
+}
+
+fn allocated(svcs: &[Service], ns: &NamespaceLabels, pools: &[IPAddressPool]) -> Vec<Service> {
+    let mut alloc = Allocator::new();
+    alloc.set_pools(pools);
+    let outcomes = alloc.reconcile(Snapshot::new(svcs, ns));
+    let mut out = svcs.to_vec();
+    let by_name: BTreeMap<String, Vec<String>> = outcomes
+        .iter()
+        .map(|o| (o.service.name.clone(), o.ips.iter().map(|ip| ip.to_string()).collect()))
+        .collect();
+    for s in &mut out {
+        let ips = by_name.get(s.metadata.name.as_ref().unwrap()).cloned().unwrap_or_default();
+        s.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(
+                    ips.into_iter()
+                        .map(|ip| LoadBalancerIngress {
+                            ip: Some(ip),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        });
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let pools = pools();
+    let ns = NamespaceLabels::new();
+    let svcs = services(SERVICES);
+    let with_status = allocated(&svcs, &ns, &pools);
+
+    let mut g = c.benchmark_group("allocator");
+    g.sample_size(10);
+    g.bench_function("reconcile 100k new Services", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut a = Allocator::new();
+                a.set_pools(&pools);
+                a
+            },
+            |a| black_box(a.reconcile(Snapshot::new(&svcs, &ns)).len()),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("restore 100k assignments after a restart", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut a = Allocator::new();
+                a.set_pools(&pools);
+                a
+            },
+            |a| black_box(a.restore(Snapshot::new(&with_status, &ns)).claimed),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    // One more allocation into a pool holding 10,000 assignments: an IPv4 /18
+    // and an IPv6 /64 must cost the same (nothing walks the pool).
+    let mut single = c.benchmark_group("allocate one Service next to 10k assigned");
+    for (name, cidr, family) in [
+        ("IPv4 /18", "240.0.0.0/18", "IPv4"),
+        ("IPv6 /64", "2001:db8:1::/64", "IPv6"),
+        ("IPv6 /32", "2001:db8::/32", "IPv6"),
+    ] {
+        let p = vec![pool("p", &[cidr.to_string()], None)];
+        let mut base: Vec<Service> = services(10_000);
+        for s in &mut base {
+            let spec = s.spec.as_mut().unwrap();
+            spec.ip_family_policy = None;
+            spec.ip_families = Some(vec![family.to_string()]);
+            s.metadata.annotations = None;
+        }
+        let mut alloc = Allocator::new();
+        alloc.set_pools(&p);
+        alloc.reconcile(Snapshot::new(&base, &ns));
+        let mut extra = services(1).remove(0);
+        extra.metadata.name = Some("extra".into());
+        extra.metadata.annotations = None;
+        extra.spec.as_mut().unwrap().ip_families = Some(vec![family.to_string()]);
+        let labels = BTreeMap::new();
+        single.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || alloc.clone(),
+                |a| black_box(a.allocate(&extra, &labels).ips.len()),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    single.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
