@@ -63,9 +63,15 @@ fn services(n: usize) -> Vec<Service> {
             let (policy, families) = match i % 20 {
                 0..=11 => (None, None),
                 12..=15 => (Some("SingleStack"), Some(vec!["IPv6".to_string()])),
-                16..=18 => (Some("PreferDualStack"), Some(vec!["IPv4".to_string(), "IPv6".to_string()])),
+                16..=18 => (
+                    Some("PreferDualStack"),
+                    Some(vec!["IPv4".to_string(), "IPv6".to_string()]),
+                ),
                 _ => {
-                    annotations.insert("ferrolb.io/allow-shared-ip".to_string(), format!("key-{}", i % 100));
+                    annotations.insert(
+                        "ferrolb.io/allow-shared-ip".to_string(),
+                        format!("key-{}", i % 100),
+                    );
                     (None, None)
                 }
             };
@@ -100,10 +106,18 @@ fn allocated(svcs: &[Service], ns: &NamespaceLabels, pools: &[IPAddressPool]) ->
     let mut out = svcs.to_vec();
     let by_name: BTreeMap<String, Vec<String>> = outcomes
         .iter()
-        .map(|o| (o.service.name.clone(), o.ips.iter().map(|ip| ip.to_string()).collect()))
+        .map(|o| {
+            (
+                o.service.name.clone(),
+                o.ips.iter().map(|ip| ip.to_string()).collect(),
+            )
+        })
         .collect();
     for s in &mut out {
-        let ips = by_name.get(s.metadata.name.as_ref().unwrap()).cloned().unwrap_or_default();
+        let ips = by_name
+            .get(s.metadata.name.as_ref().unwrap())
+            .cloned()
+            .unwrap_or_default();
         s.status = Some(ServiceStatus {
             load_balancer: Some(LoadBalancerStatus {
                 ingress: Some(
