@@ -117,17 +117,7 @@ pub struct Args {
 
 /// Runs the probe; exit code 0 after a clean stop on a signal.
 pub fn run(args: Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("ferrolb-speaker bgp-probe: starting the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(probe(args))
+    crate::run_probe("bgp-probe", probe(args))
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {

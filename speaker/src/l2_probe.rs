@@ -63,17 +63,7 @@ pub struct Args {
 
 /// Runs the probe; the exit code is 0 after a clean stop on a signal.
 pub fn run(args: Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("ferrolb-speaker l2-probe: starting the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(probe(args))
+    crate::run_probe("l2-probe", probe(args))
 }
 
 struct Printer {

@@ -8,3 +8,21 @@
 
 pub mod bgp_probe;
 pub mod l2_probe;
+
+use std::future::Future;
+use std::process::ExitCode;
+
+/// Runs a probe's async main on a single-threaded runtime; `name` is the
+/// subcommand, for the error message when the runtime cannot start.
+pub fn run_probe(name: &str, probe: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(probe),
+        Err(err) => {
+            eprintln!("ferrolb-speaker {name}: starting the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

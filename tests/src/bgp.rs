@@ -332,35 +332,14 @@ impl BgpProbe {
 
     /// SIGTERM, then a bounded wait; returns the exit status and stderr.
     pub fn stop(&mut self) -> (ExitStatus, String) {
-        let mut child = self.child.take().expect("probe already stopped");
-        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) of our own child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            match child.try_wait().expect("waiting for bgp-probe") {
-                Some(status) => break status,
-                None if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("bgp-probe did not exit within 10 s of SIGTERM");
-                }
-            }
-        };
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(line);
-        }
-        (status, stderr)
+        let child = self.child.take().expect("probe already stopped");
+        crate::stop_probe(
+            "bgp-probe",
+            child,
+            self.stderr.take(),
+            &self.lines,
+            &mut self.seen,
+        )
     }
 }
 

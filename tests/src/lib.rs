@@ -40,3 +40,42 @@ pub fn require(tools: &[(&str, &str)]) -> bool {
     println!("SKIPPED: {reason}");
     false
 }
+
+use std::process::{Child, ExitStatus};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// Stops a probe process the way an admin would (SIGTERM), waits at most 10 s
+/// for it to exit (then kills it and panics), joins its stderr reader and
+/// collects its last JSON lines (at most 2 s more). Returns the exit status
+/// and stderr.
+pub fn stop_probe(
+    name: &str,
+    mut child: Child,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    lines: &Receiver<serde_json::Value>,
+    seen: &mut Vec<serde_json::Value>,
+) -> (ExitStatus, String) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+    // SAFETY: kill(2) of our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match child.try_wait().expect("waiting for the probe") {
+            Some(status) => break status,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} did not exit within 10 s of SIGTERM");
+            }
+        }
+    };
+    let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    // The reader ends at EOF; collect what it still has.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        seen.push(line);
+    }
+    (status, stderr)
+}

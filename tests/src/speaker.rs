@@ -187,36 +187,14 @@ impl Probe {
     /// Sends SIGTERM and waits (bounded) for the probe to exit; returns its
     /// status and stderr.
     pub fn stop(&mut self) -> (ExitStatus, String) {
-        let mut child = self.child.take().expect("probe already stopped");
-        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) of our own child process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            match child.try_wait().expect("waiting for the probe") {
-                Some(status) => break status,
-                None if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("l2-probe did not exit within 10 s of SIGTERM");
-                }
-            }
-        };
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default();
-        // Collect the last lines (the reader ends at EOF).
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(line);
-        }
-        (status, stderr)
+        let child = self.child.take().expect("probe already stopped");
+        crate::stop_probe(
+            "l2-probe",
+            child,
+            self.stderr.take(),
+            &self.lines,
+            &mut self.seen,
+        )
     }
 }
 
