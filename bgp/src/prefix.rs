@@ -173,23 +173,66 @@ macro_rules! prefix_type {
                 if rest.len() < octets {
                     return Err(PrefixError::Truncated);
                 }
-                let mut raw = [0u8; ($max as usize) / 8];
-                raw[..octets].copy_from_slice(&rest[..octets]);
-                let prefix = Self::new(<$addr>::from(<$bits>::from_be_bytes(raw)), len)?;
+                const WIDTH: usize = ($max as usize) / 8;
+                let raw: [u8; WIDTH] = match rest.first_chunk::<WIDTH>() {
+                    // Whole-address load: the octets past `octets` belong to
+                    // the next prefix and are cleared by the mask below.
+                    Some(chunk) => *chunk,
+                    // The last prefix of the field: copy what is there.
+                    None => {
+                        let mut raw = [0u8; WIDTH];
+                        raw[..octets].copy_from_slice(&rest[..octets]);
+                        raw
+                    }
+                };
+                let addr = <$bits>::from_be_bytes(raw) & Self::mask(len);
+                let prefix = $name {
+                    addr: <$addr>::from(addr),
+                    len,
+                };
                 Ok((prefix, &rest[octets..]))
             }
 
             /// Parses a whole NLRI field (or withdrawn-routes field).
-            pub fn decode_all(mut input: &[u8]) -> Result<Vec<Self>, PrefixError> {
-                // Grows with the prefixes actually present, never with a
-                // claimed length.
-                let mut out = Vec::new();
+            pub fn decode_all(input: &[u8]) -> Result<Vec<Self>, PrefixError> {
+                Self::decode_all_map(input, |p| p)
+            }
+
+            /// Parses a whole NLRI field into a vector of `f(prefix)`.
+            ///
+            /// A first pass checks the syntax and counts the prefixes, so the
+            /// vector is allocated once with exactly that many entries:
+            /// never more than the field has octets, whatever it claims.
+            pub(crate) fn decode_all_map<T>(
+                mut input: &[u8],
+                f: impl Fn(Self) -> T,
+            ) -> Result<Vec<T>, PrefixError> {
+                let mut out = Vec::with_capacity(Self::count(input)?);
                 while !input.is_empty() {
                     let (prefix, rest) = Self::decode(input)?;
-                    out.push(prefix);
+                    out.push(f(prefix));
                     input = rest;
                 }
                 Ok(out)
+            }
+
+            /// Counts the prefixes of a whole NLRI field, failing with the
+            /// error [`decode_all`](Self::decode_all) would return.
+            fn count(mut input: &[u8]) -> Result<usize, PrefixError> {
+                let mut n = 0;
+                while let Some((&len, rest)) = input.split_first() {
+                    if len > Self::MAX_LEN {
+                        return Err(PrefixError::LengthTooLong {
+                            len,
+                            max: Self::MAX_LEN,
+                        });
+                    }
+                    input = rest
+                        .get(usize::from(len).div_ceil(8)..)
+                        .ok_or(PrefixError::Truncated)?;
+                    n += 1;
+                }
+                Ok(n)
             }
         }
 
@@ -323,14 +366,8 @@ impl Prefix {
     /// Parses a whole NLRI field of the given AFI (IPv4 or IPv6 only).
     pub fn decode_all(afi: Afi, input: &[u8]) -> Result<Vec<Prefix>, PrefixError> {
         match afi {
-            Afi::IPV6 => Ok(Ipv6Prefix::decode_all(input)?
-                .into_iter()
-                .map(Prefix::V6)
-                .collect()),
-            _ => Ok(Ipv4Prefix::decode_all(input)?
-                .into_iter()
-                .map(Prefix::V4)
-                .collect()),
+            Afi::IPV6 => Ipv6Prefix::decode_all_map(input, Prefix::V6),
+            _ => Ipv4Prefix::decode_all_map(input, Prefix::V4),
         }
     }
 }
@@ -440,6 +477,56 @@ mod tests {
         let (p, rest) = Ipv4Prefix::decode(&[23, 192, 0, 3, 9]).unwrap();
         assert_eq!(p.to_string(), "192.0.2.0/23");
         assert_eq!(rest, &[9]);
+    }
+
+    #[test]
+    fn decode_masks_whether_or_not_octets_follow() {
+        // Every length, as the last prefix of the field (short copy) and
+        // followed by another prefix of all-ones octets (whole-address load):
+        // the same canonical prefix either way.
+        for len in 0..=128u8 {
+            let octets = usize::from(len).div_ceil(8);
+            let mut field = vec![len];
+            field.extend(std::iter::repeat_n(0xa5, octets));
+            let alone = Ipv6Prefix::decode_all(&field).unwrap();
+            field.extend([128].iter().chain(&[0xff; 16]));
+            let followed = Ipv6Prefix::decode_all(&field).unwrap();
+            assert_eq!(followed.len(), 2);
+            assert_eq!(alone[0], followed[0]);
+            let expected = Ipv6Prefix::new(Ipv6Addr::from(u128::MAX / 0xff * 0xa5), len).unwrap();
+            assert_eq!(alone[0], expected);
+            assert_eq!(followed[1].addr(), Ipv6Addr::from(u128::MAX));
+            if len <= 32 {
+                let mut field = vec![len];
+                field.extend(std::iter::repeat_n(0xa5, octets));
+                let alone = Ipv4Prefix::decode_all(&field).unwrap();
+                field.extend([32, 0xff, 0xff, 0xff, 0xff]);
+                let followed = Ipv4Prefix::decode_all(&field).unwrap();
+                assert_eq!((alone.len(), followed.len()), (1, 2));
+                assert_eq!(alone[0], followed[0]);
+                assert_eq!(
+                    alone[0],
+                    Ipv4Prefix::new(Ipv4Addr::from(0xa5a5_a5a5), len).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn decode_all_reports_the_first_error() {
+        // The first prefix that fails decides, as in a sequential parse.
+        assert_eq!(
+            Ipv4Prefix::decode_all(&[8, 10, 40, 1, 2, 3, 4, 5, 24, 1]),
+            Err(PrefixError::LengthTooLong { len: 40, max: 32 })
+        );
+        assert_eq!(
+            Ipv4Prefix::decode_all(&[8, 10, 24, 1, 2]),
+            Err(PrefixError::Truncated)
+        );
+        assert_eq!(
+            Prefix::decode_all(Afi::IPV6, &[0, 129]),
+            Err(PrefixError::LengthTooLong { len: 129, max: 128 })
+        );
     }
 
     #[test]
