@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine (run as root). Idempotent and
-# quick when everything is already there: it only calls apt-get for missing packages.
+# quick when everything is already there: it only calls apt-get for missing packages,
+# and makes the ExaBGP virtualenv (tests/setup/install-exabgp.sh) only if it is missing.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -30,3 +31,7 @@ for tool in cargo rustfmt cargo-clippy; do
         exit 1
     fi
 done
+
+# ExaBGP is not a Debian package in the version the tests need: a venv from PyPI.
+exabgp="$("$here/install-exabgp.sh")"
+echo "install-deps: ExaBGP in $exabgp"

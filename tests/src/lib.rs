@@ -10,6 +10,7 @@
 
 pub mod bgp;
 pub mod netns;
+pub mod routers;
 pub mod speaker;
 
 /// Checks what a test needs: root (network namespaces and raw sockets)
