@@ -66,12 +66,23 @@ impl From<ErrorCode> for u8 {
 }
 
 macro_rules! subcodes {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $value:expr,)* }) => {
+    ($(#[$doc:meta])* $name:ident {
+        $($(#[$vdoc:meta])* $variant:ident = $value:expr => $text:expr,)*
+    }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
         pub enum $name {
             $($(#[$vdoc])* $variant = $value,)*
+        }
+
+        impl $name {
+            /// The subcode's name as the RFC (or IANA registry) spells it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
         }
 
         impl From<$name> for u8 {
@@ -97,11 +108,11 @@ subcodes!(
     /// Message Header Error subcodes (RFC 4271 §4.5).
     HeaderSubcode {
         /// 1: the marker is not all ones.
-        ConnectionNotSynchronized = 1,
+        ConnectionNotSynchronized = 1 => "Connection Not Synchronized",
         /// 2: the length field is out of range for the message.
-        BadMessageLength = 2,
+        BadMessageLength = 2 => "Bad Message Length",
         /// 3: unknown message type.
-        BadMessageType = 3,
+        BadMessageType = 3 => "Bad Message Type",
     }
 );
 
@@ -109,21 +120,21 @@ subcodes!(
     /// OPEN Message Error subcodes (RFC 4271 §4.5, RFC 5492, RFC 9234).
     OpenSubcode {
         /// 0: a recognised optional parameter is malformed (RFC 4271 §6.2).
-        Unspecific = 0,
+        Unspecific = 0 => "Unspecific",
         /// 1: version not supported; data is our version, two octets.
-        UnsupportedVersionNumber = 1,
+        UnsupportedVersionNumber = 1 => "Unsupported Version Number",
         /// 2: the peer's AS is not the expected one.
-        BadPeerAs = 2,
+        BadPeerAs = 2 => "Bad Peer AS",
         /// 3: the BGP identifier is not acceptable.
-        BadBgpIdentifier = 3,
+        BadBgpIdentifier = 3 => "Bad BGP Identifier",
         /// 4: an optional parameter type is not supported.
-        UnsupportedOptionalParameter = 4,
+        UnsupportedOptionalParameter = 4 => "Unsupported Optional Parameter",
         /// 6: hold time 1 or 2 seconds, or refused by policy.
-        UnacceptableHoldTime = 6,
+        UnacceptableHoldTime = 6 => "Unacceptable Hold Time",
         /// 7: a required capability is missing (RFC 5492).
-        UnsupportedCapability = 7,
+        UnsupportedCapability = 7 => "Unsupported Capability",
         /// 11: BGP role mismatch (RFC 9234).
-        RoleMismatch = 11,
+        RoleMismatch = 11 => "Role Mismatch",
     }
 );
 
@@ -131,25 +142,25 @@ subcodes!(
     /// UPDATE Message Error subcodes (RFC 4271 §4.5).
     UpdateSubcode {
         /// 1: the attribute list cannot be parsed.
-        MalformedAttributeList = 1,
+        MalformedAttributeList = 1 => "Malformed Attribute List",
         /// 2: a well-known attribute is not recognised.
-        UnrecognizedWellKnownAttribute = 2,
+        UnrecognizedWellKnownAttribute = 2 => "Unrecognized Well-known Attribute",
         /// 3: a mandatory well-known attribute is missing.
-        MissingWellKnownAttribute = 3,
+        MissingWellKnownAttribute = 3 => "Missing Well-known Attribute",
         /// 4: attribute flags conflict with the type.
-        AttributeFlagsError = 4,
+        AttributeFlagsError = 4 => "Attribute Flags Error",
         /// 5: attribute length conflicts with the type.
-        AttributeLengthError = 5,
+        AttributeLengthError = 5 => "Attribute Length Error",
         /// 6: undefined ORIGIN value.
-        InvalidOriginAttribute = 6,
+        InvalidOriginAttribute = 6 => "Invalid ORIGIN Attribute",
         /// 8: NEXT_HOP is syntactically incorrect.
-        InvalidNextHopAttribute = 8,
+        InvalidNextHopAttribute = 8 => "Invalid NEXT_HOP Attribute",
         /// 9: an optional attribute is incorrect.
-        OptionalAttributeError = 9,
+        OptionalAttributeError = 9 => "Optional Attribute Error",
         /// 10: the NLRI field is syntactically incorrect.
-        InvalidNetworkField = 10,
+        InvalidNetworkField = 10 => "Invalid Network Field",
         /// 11: AS_PATH is malformed.
-        MalformedAsPath = 11,
+        MalformedAsPath = 11 => "Malformed AS_PATH",
     }
 );
 
@@ -157,13 +168,13 @@ subcodes!(
     /// Finite State Machine Error subcodes (RFC 6608).
     FsmSubcode {
         /// 0: unspecified.
-        Unspecified = 0,
+        Unspecified = 0 => "Unspecified Error",
         /// 1: unexpected message in OpenSent.
-        UnexpectedMessageInOpenSent = 1,
+        UnexpectedMessageInOpenSent = 1 => "Receive Unexpected Message in OpenSent State",
         /// 2: unexpected message in OpenConfirm.
-        UnexpectedMessageInOpenConfirm = 2,
+        UnexpectedMessageInOpenConfirm = 2 => "Receive Unexpected Message in OpenConfirm State",
         /// 3: unexpected message in Established.
-        UnexpectedMessageInEstablished = 3,
+        UnexpectedMessageInEstablished = 3 => "Receive Unexpected Message in Established State",
     }
 );
 
@@ -171,25 +182,25 @@ subcodes!(
     /// Cease subcodes (RFC 4486, RFC 8538, RFC 9384).
     CeaseSubcode {
         /// 1: maximum number of prefixes reached.
-        MaximumPrefixesReached = 1,
+        MaximumPrefixesReached = 1 => "Maximum Number of Prefixes Reached",
         /// 2: administrative shutdown (may carry a shutdown communication).
-        AdministrativeShutdown = 2,
+        AdministrativeShutdown = 2 => "Administrative Shutdown",
         /// 3: peer de-configured.
-        PeerDeconfigured = 3,
+        PeerDeconfigured = 3 => "Peer De-configured",
         /// 4: administrative reset (may carry a shutdown communication).
-        AdministrativeReset = 4,
+        AdministrativeReset = 4 => "Administrative Reset",
         /// 5: connection rejected.
-        ConnectionRejected = 5,
+        ConnectionRejected = 5 => "Connection Rejected",
         /// 6: other configuration change.
-        OtherConfigurationChange = 6,
+        OtherConfigurationChange = 6 => "Other Configuration Change",
         /// 7: connection collision resolution.
-        ConnectionCollisionResolution = 7,
+        ConnectionCollisionResolution = 7 => "Connection Collision Resolution",
         /// 8: out of resources.
-        OutOfResources = 8,
+        OutOfResources = 8 => "Out of Resources",
         /// 9: hard reset (RFC 8538).
-        HardReset = 9,
+        HardReset = 9 => "Hard Reset",
         /// 10: BFD down (RFC 9384).
-        BfdDown = 10,
+        BfdDown = 10 => "BFD Down",
     }
 );
 
@@ -197,7 +208,7 @@ subcodes!(
     /// ROUTE-REFRESH Message Error subcodes (RFC 7313).
     RouteRefreshSubcode {
         /// 1: the message length is invalid for its subtype.
-        InvalidMessageLength = 1,
+        InvalidMessageLength = 1 => "Invalid Message Length",
     }
 );
 
@@ -368,6 +379,23 @@ impl Notification {
         self.code.into()
     }
 
+    /// The name of the subcode, when the code defines it and we know it
+    /// (for example "BFD Down" for Cease / 10, RFC 9384).
+    pub fn subcode_name(&self) -> Option<&'static str> {
+        let s = self.subcode;
+        match self.code {
+            ErrorCode::MessageHeader => HeaderSubcode::try_from(s).ok().map(HeaderSubcode::name),
+            ErrorCode::Open => OpenSubcode::try_from(s).ok().map(OpenSubcode::name),
+            ErrorCode::Update => UpdateSubcode::try_from(s).ok().map(UpdateSubcode::name),
+            ErrorCode::Fsm => FsmSubcode::try_from(s).ok().map(FsmSubcode::name),
+            ErrorCode::Cease => CeaseSubcode::try_from(s).ok().map(CeaseSubcode::name),
+            ErrorCode::RouteRefresh => RouteRefreshSubcode::try_from(s)
+                .ok()
+                .map(RouteRefreshSubcode::name),
+            ErrorCode::HoldTimerExpired | ErrorCode::Other(_) => None,
+        }
+    }
+
     /// Whether this is Cease with the given subcode.
     pub fn is_cease(&self, subcode: CeaseSubcode) -> bool {
         self.code == ErrorCode::Cease && self.subcode == u8::from(subcode)
@@ -435,7 +463,10 @@ impl fmt::Display for Notification {
             ErrorCode::RouteRefresh => "ROUTE-REFRESH message error",
             ErrorCode::Other(_) => "unknown error",
         };
-        write!(f, "{name} ({code}/{})", self.subcode)?;
+        match self.subcode_name() {
+            Some(sub) => write!(f, "{name} / {sub} ({code}/{})", self.subcode)?,
+            None => write!(f, "{name} ({code}/{})", self.subcode)?,
+        }
         if let Ok(Some(text)) = self.shutdown_communication() {
             write!(f, ": {text:?}")?;
         } else if !self.data.is_empty() {
@@ -531,11 +562,50 @@ mod tests {
     fn display_is_readable() {
         assert_eq!(
             Notification::administrative_shutdown("bye").to_string(),
-            "cease (6/2): \"bye\""
+            "cease / Administrative Shutdown (6/2): \"bye\""
         );
         assert_eq!(
             Notification::bad_message_length(12).to_string(),
-            "message header error (1/2), data 00 0c"
+            "message header error / Bad Message Length (1/2), data 00 0c"
+        );
+        assert_eq!(
+            Notification::hold_timer_expired().to_string(),
+            "hold timer expired (4/0)"
+        );
+        assert_eq!(
+            Notification::new(ErrorCode::Cease, 99, []).to_string(),
+            "cease (6/99)"
+        );
+    }
+
+    #[test]
+    fn bfd_down_is_cease_10_and_named() {
+        // RFC 9384: Cease subcode 10, "BFD Down", no data.
+        let n = Notification::cease(CeaseSubcode::BfdDown);
+        assert_eq!((n.code_value(), n.subcode, n.data.len()), (6, 10, 0));
+        assert_eq!(CeaseSubcode::try_from(10), Ok(CeaseSubcode::BfdDown));
+        assert_eq!(n.subcode_name(), Some("BFD Down"));
+        assert_eq!(n.to_string(), "cease / BFD Down (6/10)");
+        let mut body = BytesMut::new();
+        n.encode_body(&mut body);
+        assert_eq!(&body[..], [6, 10]);
+        assert_eq!(Notification::decode_body(&body, 21).unwrap(), n);
+    }
+
+    #[test]
+    fn every_known_subcode_has_a_name() {
+        for code in 1..=7u8 {
+            for sub in 0..=255u8 {
+                let n = Notification::new(ErrorCode::from(code), sub, []);
+                if let Some(name) = n.subcode_name() {
+                    assert!(!name.is_empty());
+                    assert!(n.to_string().contains(name));
+                }
+            }
+        }
+        assert_eq!(
+            Notification::fsm_error(FsmSubcode::UnexpectedMessageInOpenSent).subcode_name(),
+            Some("Receive Unexpected Message in OpenSent State")
         );
     }
 }

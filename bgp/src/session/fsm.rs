@@ -185,6 +185,41 @@ impl Session {
         out
     }
 
+    /// The BFD session that protects this peer went down (RFC 5882 §4.3):
+    /// every connection that has sent its OPEN (OpenSent, OpenConfirm or
+    /// Established) gets Cease / BFD Down (RFC 9384) and is closed. Losing
+    /// the established session this way is not a graceful restart: the
+    /// peer's routes are dropped at once and ours are considered withdrawn.
+    /// With no connection left the session goes Idle, then Active until
+    /// ConnectRetry (with its backoff) connects again, as after any other
+    /// failure.
+    ///
+    /// A connection that has not sent its OPEN yet (DelayOpen) and an
+    /// outbound attempt in progress are left alone, and nothing prevents the
+    /// session from establishing again while BFD is still down: RFC 5882
+    /// §4.3 allows either behaviour, and holding the session back would
+    /// need the BFD state as a second input of the state machine. The
+    /// caller calls this again if BFD goes down again, not while it stays
+    /// down.
+    pub fn bfd_down(&mut self, now: Duration) -> Vec<Action> {
+        self.tick(now);
+        let mut out = Vec::new();
+        let notification = Notification::cease(CeaseSubcode::BfdDown);
+        let mut closed = false;
+        for id in self.conns.iter().map(|c| c.id).collect::<Vec<_>>() {
+            let i = self.idx(id).expect("listed");
+            if self.conns[i].state >= ConnState::OpenSent {
+                self.close(i, Some(notification.clone()), Loss::Hard, &mut out);
+                closed = true;
+            }
+        }
+        if closed {
+            self.after_failure(&mut out);
+        }
+        self.sync_state(&mut out);
+        out
+    }
+
     /// Our outbound connection is up; `local_addr` is its local address.
     pub fn tcp_connected(
         &mut self,

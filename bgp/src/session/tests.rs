@@ -1384,3 +1384,144 @@ fn peer_notification_is_reported_and_session_restarts() {
     assert!(net.established());
     let _ = ErrorCode::Cease;
 }
+
+// ---------------------------------------------------------------------
+// BFD
+
+/// Cease / BFD Down (RFC 9384) as it goes on the wire: the marker, length
+/// 21, type 3 (NOTIFICATION), code 6, subcode 10, no data.
+const BFD_DOWN_BYTES: [u8; 21] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0, 21, 3, 6, 10,
+];
+
+#[test]
+fn bfd_down_ceases_drops_routes_and_reconnects_after_connect_retry() {
+    // Both sides are graceful-restart capable (the default): BFD Down must
+    // still drop the routes at once.
+    let (a, b) = ebgp();
+    assert!(a.graceful_restart.is_some() && b.graceful_restart.is_some());
+    let mut net = up(a, b);
+    for p in v4_hosts(3) {
+        net.a.announce(p, RouteAttributes::default());
+    }
+    for p in v6_hosts(2) {
+        net.b.announce(p, RouteAttributes::default());
+    }
+    net.advance(Duration::ZERO);
+    assert_eq!((net.a.received_stored(), net.b.received_stored()), (2, 3));
+    assert_eq!(net.a.advertised(), 3);
+
+    net.advance(secs(10));
+    let down_at = net.now;
+    let from = net.wire.len();
+    let log_from = net.log_a.len();
+    net.with(Side::A, |s, now| s.bfd_down(now));
+
+    // Exactly one message from A: the NOTIFICATION, byte for byte.
+    let sent: Vec<&[u8]> = net.wire[from..]
+        .iter()
+        .filter(|(s, _, _)| *s == Side::A)
+        .map(|(_, _, b)| &b[..])
+        .collect();
+    assert_eq!(sent, [&BFD_DOWN_BYTES[..]]);
+    let n = &net.notifications_sent(Side::A)[0];
+    assert!(n.is_cease(CeaseSubcode::BfdDown));
+    assert_eq!(n.to_string(), "cease / BFD Down (6/10)");
+    assert_eq!(net.notifications_received(Side::B), std::slice::from_ref(n));
+
+    // A: Established → Idle → Active, waiting for ConnectRetry.
+    let states: Vec<(State, State)> = net.log_a[log_from..]
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::StateChanged { from, to } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (State::Established, State::Idle),
+            (State::Idle, State::Active)
+        ]
+    );
+    assert_eq!(net.a.state(), State::Active);
+    assert!(net.a.connections().is_empty());
+    // Routes are gone on both sides, not kept as stale.
+    assert_eq!((net.a.received_stored(), net.b.received_stored()), (0, 0));
+    assert_eq!(net.a.advertised(), 0);
+    for side in [Side::A, Side::B] {
+        assert!(!net.has(side, |a| matches!(a, Action::PeerRestarting { .. })));
+    }
+    let deadline = net.a.next_deadline().expect("ConnectRetry runs");
+    assert!(deadline > down_at);
+
+    // The normal reconnect cycle: after the backoff (jittered, at most one
+    // second for the first failure) A connects and everything comes back.
+    net.advance(secs(2));
+    assert!(net.established());
+    let reconnect = net
+        .log_a
+        .iter()
+        .skip(log_from)
+        .find(|(_, a)| *a == Action::Connect)
+        .map(|(t, _)| *t)
+        .expect("A reconnected");
+    assert_eq!(reconnect, deadline);
+    assert!(reconnect > down_at && reconnect <= down_at + secs(1));
+    assert_eq!((net.a.received_stored(), net.b.received_stored()), (2, 3));
+}
+
+#[test]
+fn bfd_down_in_open_sent_and_open_confirm() {
+    // OpenSent: the peer connected and we sent our OPEN.
+    let mut raw = Raw::new(ebgp().0);
+    assert_eq!(raw.s.state(), State::OpenSent);
+    let out = raw.s.bfd_down(secs(1));
+    assert!(out.contains(&Action::SendBytes {
+        conn: ConnId(1),
+        bytes: BFD_DOWN_BYTES.to_vec()
+    }));
+    assert!(out.contains(&Action::CloseConnection { conn: ConnId(1) }));
+    assert!(out.contains(&Action::StateChanged {
+        from: State::OpenSent,
+        to: State::Idle
+    }));
+    assert_eq!(raw.s.state(), State::Active);
+    assert!(raw.s.next_deadline().is_some());
+
+    // OpenConfirm: OPENs exchanged, waiting for the peer's KEEPALIVE.
+    let mut raw = Raw::new(ebgp().0);
+    let open = Message::Open(local_open(&cfg(AS_B, ID_B, PeerAs::Fixed(AS_A))));
+    raw.feed(&open, &two_octet());
+    assert_eq!(raw.s.state(), State::OpenConfirm);
+    let out = raw.s.bfd_down(secs(1));
+    let n = out.iter().find_map(|a| match a {
+        Action::NotificationSent { notification, .. } => Some(notification.clone()),
+        _ => None,
+    });
+    assert!(n.is_some_and(|n| n.is_cease(CeaseSubcode::BfdDown)));
+    assert_eq!(raw.s.state(), State::Active);
+}
+
+#[test]
+fn bfd_down_leaves_idle_and_unopened_sessions_alone() {
+    // Stopped: nothing to do.
+    let mut s = Session::new(ebgp().0).unwrap();
+    assert!(s.bfd_down(secs(1)).is_empty());
+    assert_eq!(s.state(), State::Idle);
+    // Connecting: the attempt in progress goes on.
+    let out = s.start(secs(1));
+    assert!(out.contains(&Action::Connect));
+    assert!(s.bfd_down(secs(2)).is_empty());
+    assert_eq!(s.state(), State::Connect);
+    // TCP up but our OPEN delayed: no OPEN was sent, nothing to cease.
+    let (mut a, _) = ebgp();
+    a.delay_open = Some(secs(5));
+    let mut s = Session::new(a).unwrap();
+    let _ = s.start(Duration::ZERO);
+    let _ = s.tcp_connected(Duration::ZERO, ConnId(1), IpAddr::V4(ID_A));
+    assert_eq!(s.state(), State::Connect);
+    assert!(s.bfd_down(secs(1)).is_empty());
+    assert_eq!(s.connections().len(), 1);
+}

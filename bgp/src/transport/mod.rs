@@ -6,8 +6,9 @@
 //! listening socket (connections from any other address are refused), names
 //! every connection with a fresh [`ConnId`], carries out the session's
 //! actions, and polls it at [`Session::next_deadline`]. The returned
-//! [`SessionHandle`] announces, withdraws and stops; the
-//! [`TransportEvent`] receiver reports what happens.
+//! [`SessionHandle`] announces, withdraws, reports BFD failures
+//! ([`SessionHandle::bfd_down`]) and stops; the [`TransportEvent`] receiver
+//! reports what happens.
 //!
 //! Sockets get the options of [`TransportConfig`]: source address, device
 //! (VRF, `SO_BINDTODEVICE`), outgoing TTL / hop limit (1 for single-hop
@@ -153,6 +154,7 @@ pub struct SessionStatus {
 enum Command {
     Announce(Prefix, RouteAttributes),
     Withdraw(Prefix),
+    BfdDown,
     Status(oneshot::Sender<SessionStatus>),
     Stop {
         withdraw: bool,
@@ -192,6 +194,13 @@ impl SessionHandle {
         self.commands
             .send(Command::Withdraw(prefix))
             .map_err(|_| TaskEnded)
+    }
+
+    /// The BFD session protecting this peer went down: connections past
+    /// their OPEN get Cease / BFD Down (RFC 9384) and the session restarts
+    /// its ConnectRetry cycle (see [`Session::bfd_down`]).
+    pub fn bfd_down(&self) -> Result<(), TaskEnded> {
+        self.commands.send(Command::BfdDown).map_err(|_| TaskEnded)
     }
 
     /// The session's state and counters.
@@ -314,6 +323,11 @@ impl Task {
                         self.session.announce(prefix, attrs);
                     }
                     Some(Command::Withdraw(prefix)) => self.session.withdraw(prefix),
+                    Some(Command::BfdDown) => {
+                        let now = self.now();
+                        let actions = self.session.bfd_down(now);
+                        self.apply(actions);
+                    }
                     Some(Command::Status(reply)) => {
                         let _ = reply.send(SessionStatus {
                             state: self.session.state(),
