@@ -14,8 +14,10 @@
 //! - detection time: remote Detect Mult × max(bfd.RequiredMinRxInterval,
 //!   remote Desired Min TX), counted from the last accepted packet.
 //! - a change of our intervals while Up starts a Poll Sequence: packets
-//!   carry the new values with P set, and our timers use them only once a
-//!   packet with F set is received.
+//!   carry the new values with P set. A shorter transmit interval is used at
+//!   once (the peer's detection time shrinks as soon as it sees the new
+//!   value); a longer one, and a shorter Required Min RX, only once a
+//!   packet with F set is received (§6.8.3).
 
 use std::time::Duration;
 
@@ -454,7 +456,8 @@ impl Session {
 
     fn finish_poll(&mut self) {
         if let Some((tx, rx)) = self.polled.take() {
-            self.active_tx_us = tx;
+            // A decrease advertised since the Poll is already in use.
+            self.active_tx_us = tx.min(self.adv_tx_us);
             self.active_rx_us = rx;
             self.polling = (self.adv_tx_us, self.adv_rx_us) != (tx, rx);
             self.reset_detection_deadline();
@@ -487,10 +490,17 @@ impl Session {
         if self.state != State::Up {
             tx = tx.max(SLOW_TX_US);
         }
+        let before = (self.adv_tx_us, self.adv_rx_us);
         self.adv_tx_us = tx;
         self.adv_rx_us = self.profile.required_min_rx_us();
         if self.state == State::Up {
-            if (self.active_tx_us, self.active_rx_us) != (self.adv_tx_us, self.adv_rx_us) {
+            // §6.8.3: transmitting faster needs no agreement (and must not
+            // wait: our packets already advertise the new interval, which
+            // the peer's detection time follows).
+            self.active_tx_us = self.active_tx_us.min(self.adv_tx_us);
+            if before != (self.adv_tx_us, self.adv_rx_us)
+                || (self.active_tx_us, self.active_rx_us) != (self.adv_tx_us, self.adv_rx_us)
+            {
                 self.polling = true;
             }
         } else {

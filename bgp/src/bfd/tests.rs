@@ -560,6 +560,42 @@ fn poll_final_changes_intervals_only_after_final() {
 }
 
 #[test]
+fn going_up_with_fast_timers_never_flaps() {
+    // RFC 5880 §6.8.3: a faster transmit rate applies at once; only a
+    // slower one waits for the Final. The packets that go out once Up
+    // advertise the fast rate, so the peer's detection time shrinks at
+    // once: still sending at the slow rate until our own Poll Sequence
+    // ends would make the peer time out (3 × 50 ms here).
+    for latency in 1..=40 {
+        let mut p = Pair::new(profile(50, 50, 3), profile(50, 50, 3));
+        p.latency = ms(latency);
+        p.run_until(ms(6000));
+        for side in [Side::A, Side::B] {
+            let states: Vec<_> = p.states(side).iter().map(|(_, to, _)| *to).collect();
+            assert_eq!(*states.last().unwrap(), State::Up, "latency {latency} ms");
+            let up = states.iter().position(|s| *s == State::Up).unwrap();
+            assert_eq!(
+                up,
+                states.len() - 1,
+                "left Up: {states:?}, latency {latency} ms"
+            );
+            // Once Up, no gap between periodic packets exceeds the interval.
+            let up_at = p
+                .log
+                .iter()
+                .find(|(_, s, o)| {
+                    *s == side && matches!(o, Output::StateChanged { to: State::Up, .. })
+                })
+                .unwrap()
+                .0;
+            for g in p.gaps(side, up_at) {
+                assert!(g <= ms(50), "{side:?} gap {g:?}, latency {latency} ms");
+            }
+        }
+    }
+}
+
+#[test]
 fn final_without_poll_is_ignored() {
     let mut p = Pair::new(Profile::default(), Profile::default());
     p.run_until(ms(5000));
