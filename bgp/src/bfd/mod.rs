@@ -14,11 +14,13 @@
 //! - [`demux`]: many sessions, received packets routed by discriminator or
 //!   peer address ([`Demux`]).
 //! - [`profile`]: the configured parameters ([`Profile`]).
+//! - [`io`]: the Tokio task that runs sessions over UDP sockets (the only
+//!   part that does I/O).
 //!
 //! Not supported: demand mode, the echo function (a profile's `echoMode` has
 //! no effect), authentication (packets with the A bit set are discarded).
 //!
-//! The I/O layer sends Control packets from a source port in
+//! The I/O layer ([`io`]) sends Control packets from a source port in
 //! [`SOURCE_PORTS`] to [`SINGLE_HOP_PORT`] or [`MULTI_HOP_PORT`], with TTL
 //! (hop limit) [`TX_TTL`], and passes the received TTL to the session.
 //!
@@ -53,6 +55,7 @@
 //! [`Duration`]: std::time::Duration
 
 pub mod demux;
+pub mod io;
 pub mod packet;
 pub mod profile;
 pub mod session;

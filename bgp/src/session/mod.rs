@@ -29,6 +29,13 @@
 //! followed by End-of-RIB for every negotiated family. Received routes are
 //! validated and counted, never installed.
 //!
+//! # BFD
+//!
+//! When the BFD session protecting the peer goes down, the I/O layer calls
+//! [`Session::bfd_down`]: Cease / BFD Down (RFC 9384), the routes are
+//! dropped and ConnectRetry starts over. BFD being down does not keep the
+//! session from establishing again (RFC 5882 §4.3 leaves that choice open).
+//!
 //! ```
 //! use std::net::Ipv4Addr;
 //! use std::time::Duration;
