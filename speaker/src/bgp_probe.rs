@@ -3,6 +3,16 @@
 //! that happens, and on SIGINT or SIGTERM withdraws the prefixes, sends a
 //! Cease NOTIFICATION and exits 0.
 //!
+//! With `--bfd-interval MS` it also runs a BFD session to the peer
+//! (single-hop on UDP 3784, or multi-hop on 4784 with `--bfd-multihop`;
+//! from `--source` when given, bound to `--vrf`), asking for MS between
+//! packets both ways with `--bfd-multiplier` (default 3). When BFD goes
+//! from Up to Down, the BGP session is reset with Cease / BFD Down
+//! (RFC 9384) and reconnects as after any failure; a Down caused by the
+//! peer going AdminDown is not a path failure and leaves BGP alone
+//! (RFC 5882 §3.2). On a signal, BFD goes AdminDown first (AdminDown
+//! packets for a detection time, at most 3 s), then BGP stops.
+//!
 //! Lines on stdout (every object has `event` and `elapsed_ms`):
 //!
 //! - `started`: `asn`, `peer`, `peer_asn`, `prefixes`;
@@ -21,6 +31,13 @@
 //! - `notification_sent` / `notification_received`: `code`, `subcode`,
 //!   `text`, `shutdown_communication`;
 //! - `peer_restarting`, `stale_routes_removed`, `warning`;
+//! - `bfd_started`: `peer`, `multihop`, `local` (address and source port),
+//!   `discriminator`, `interval_ms`, `multiplier`;
+//! - `bfd`: `from`, `to` (`admin_down`, `down`, `init`, `up`), `diag`
+//!   (`no_diagnostic`, `control_detection_time_expired`,
+//!   `neighbor_signaled_session_down`, `administratively_down`, … or
+//!   `reserved_N`), `remote_state`, `discriminator`;
+//!   `bfd_warning`: `message`; `bfd_stopped`;
 //! - `stopping` / `stopped`: `signal`.
 //!
 //! Logs go to stderr (`RUST_LOG`; default `warn`).
@@ -31,6 +48,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use ferrolb_bgp::bfd::io::{self as bfd_io, BfdEvent, PeerConfig};
+use ferrolb_bgp::bfd::{self, Hop, Profile};
 use ferrolb_bgp::session::{
     Action, Direction, GracefulRestartConfig, PeerAs, RouteAttributes, Session, SessionConfig,
     State,
@@ -39,6 +58,7 @@ use ferrolb_bgp::transport::{self, TransportConfig, TransportEvent, TtlMode};
 use ferrolb_bgp::{Community, LargeCommunity, Notification, Prefix};
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Arguments of `bgp-probe`.
 #[derive(clap::Args, Debug)]
@@ -113,6 +133,22 @@ pub struct Args {
     /// Bind the sockets to this device (VRF).
     #[arg(long)]
     pub vrf: Option<String>,
+    /// Run BFD to the peer, asking for this receive and transmit interval
+    /// (ms); BFD going down resets the BGP session.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub bfd_interval: Option<u32>,
+    /// BFD detect multiplier.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        requires = "bfd_interval",
+        value_parser = clap::value_parser!(u8).range(1..)
+    )]
+    pub bfd_multiplier: u8,
+    /// Multi-hop BFD (RFC 5883, UDP 4784) instead of single-hop.
+    #[arg(long, requires = "bfd_interval")]
+    pub bfd_multihop: bool,
 }
 
 /// Runs the probe; exit code 0 after a clean stop on a signal.
@@ -184,6 +220,7 @@ fn read_password(path: &Path) -> Result<Vec<u8>, String> {
 struct Setup {
     session: Session,
     transport: TransportConfig,
+    bfd: Option<PeerConfig>,
     prefixes: Vec<Prefix>,
     attrs: RouteAttributes,
 }
@@ -239,6 +276,27 @@ fn setup(args: &Args) -> Result<Setup, String> {
         (None, None) if args.asn != args.peer_asn => TtlMode::Ttl(1),
         (None, None) => TtlMode::Default,
     };
+    let bfd = args.bfd_interval.map(|ms| {
+        let hop = if args.bfd_multihop {
+            Hop::MultiHop
+        } else {
+            Hop::SingleHop
+        };
+        let profile = Profile {
+            receive_interval_ms: ms,
+            transmit_interval_ms: ms,
+            detect_multiplier: args.bfd_multiplier,
+            ..Profile::default()
+        };
+        PeerConfig {
+            peer: peer_ip,
+            scope_id,
+            source: args.source,
+            bind_device: args.vrf.clone(),
+            hop,
+            profile,
+        }
+    });
     let attrs = RouteAttributes {
         med: args.med,
         local_pref: args.local_pref,
@@ -249,6 +307,7 @@ fn setup(args: &Args) -> Result<Setup, String> {
     Ok(Setup {
         session,
         transport,
+        bfd,
         prefixes,
         attrs,
     })
@@ -289,6 +348,64 @@ fn notification_json(event: &str, notification: &Notification) -> Value {
         "text": notification.to_string(),
         "shutdown_communication": notification.shutdown_communication().ok().flatten(),
     })
+}
+
+fn bfd_state_name(state: bfd::State) -> &'static str {
+    match state {
+        bfd::State::AdminDown => "admin_down",
+        bfd::State::Down => "down",
+        bfd::State::Init => "init",
+        bfd::State::Up => "up",
+    }
+}
+
+fn bfd_diag_name(diag: bfd::Diag) -> String {
+    use bfd::Diag;
+    match diag {
+        Diag::NoDiagnostic => "no_diagnostic".to_owned(),
+        Diag::ControlDetectionTimeExpired => "control_detection_time_expired".to_owned(),
+        Diag::EchoFunctionFailed => "echo_function_failed".to_owned(),
+        Diag::NeighborSignaledSessionDown => "neighbor_signaled_session_down".to_owned(),
+        Diag::ForwardingPlaneReset => "forwarding_plane_reset".to_owned(),
+        Diag::PathDown => "path_down".to_owned(),
+        Diag::ConcatenatedPathDown => "concatenated_path_down".to_owned(),
+        Diag::AdministrativelyDown => "administratively_down".to_owned(),
+        Diag::ReverseConcatenatedPathDown => "reverse_concatenated_path_down".to_owned(),
+        Diag::Reserved(v) => format!("reserved_{v}"),
+    }
+}
+
+/// The JSON line for a BFD event, if it deserves one.
+fn bfd_event_json(event: &BfdEvent) -> Option<Value> {
+    Some(match event {
+        BfdEvent::StateChanged {
+            discriminator,
+            from,
+            to,
+            diag,
+            remote_state,
+            ..
+        } => json!({
+            "event": "bfd",
+            "from": bfd_state_name(*from),
+            "to": bfd_state_name(*to),
+            "diag": bfd_diag_name(*diag),
+            "remote_state": bfd_state_name(*remote_state),
+            "discriminator": discriminator,
+        }),
+        BfdEvent::SendFailed { error, .. } | BfdEvent::ReceiveFailed { error } => {
+            json!({ "event": "bfd_warning", "message": error })
+        }
+        BfdEvent::Stopped => json!({ "event": "bfd_stopped" }),
+        BfdEvent::Removed { .. } => return None,
+    })
+}
+
+async fn next_bfd_event(events: &mut Option<UnboundedReceiver<BfdEvent>>) -> Option<BfdEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The JSON line for a transport event.
@@ -432,6 +549,32 @@ async fn probe(args: Args) -> ExitCode {
             return fail("the session task ended");
         }
     }
+    let (bfd, mut bfd_events) = match setup.bfd {
+        Some(peer_cfg) => {
+            let (bfd, bfd_events, _task) = bfd_io::spawn(bfd_io::IoConfig::default());
+            let profile = peer_cfg.profile;
+            let multihop = peer_cfg.hop == Hop::MultiHop;
+            let added = match bfd.add_session(peer_cfg).await {
+                Ok(added) => added,
+                Err(err) => {
+                    let stop = handle.stop(false, Some("ferrolb-speaker bgp-probe: BFD failed"));
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stop).await;
+                    return fail(format!("starting BFD: {err}"));
+                }
+            };
+            printer.print(json!({
+                "event": "bfd_started",
+                "peer": peer.ip().to_string(),
+                "multihop": multihop,
+                "local": added.local.to_string(),
+                "discriminator": added.discriminator,
+                "interval_ms": profile.transmit_interval_ms,
+                "multiplier": profile.detect_multiplier,
+            }));
+            (Some(bfd), Some(bfd_events))
+        }
+        None => (None, None),
+    };
     let signal_name = loop {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
@@ -440,9 +583,36 @@ async fn probe(args: Args) -> ExitCode {
                 Some(event) => printer.print(event_json(&event)),
                 None => return fail("the session task ended"),
             },
+            event = next_bfd_event(&mut bfd_events) => match event {
+                Some(event) => {
+                    if let Some(line) = bfd_event_json(&event) {
+                        printer.print(line);
+                    }
+                    if event.is_path_failure() && handle.bfd_down().is_err() {
+                        return fail("the session task ended");
+                    }
+                }
+                None => {
+                    printer.print(json!({
+                        "event": "bfd_warning",
+                        "message": "the BFD task ended",
+                    }));
+                    bfd_events = None;
+                }
+            },
         }
     };
     printer.print(json!({ "event": "stopping", "signal": signal_name }));
+    if let (Some(bfd), Some(bfd_events)) = (&bfd, &mut bfd_events) {
+        // AdminDown first, so that the peer does not take the BGP
+        // shutdown for a path failure.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), bfd.shutdown()).await;
+        while let Ok(event) = bfd_events.try_recv() {
+            if let Some(line) = bfd_event_json(&event) {
+                printer.print(line);
+            }
+        }
+    }
     let stop = handle.stop(true, Some("ferrolb-speaker bgp-probe stopping"));
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), stop).await;
     while let Ok(event) = events.try_recv() {
@@ -537,6 +707,111 @@ mod tests {
             "65001",
         ]);
         assert!(setup_err(&ibgp.args).contains("--router-id"));
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
+        use clap::Parser;
+        let base = [
+            "x",
+            "--asn",
+            "65001",
+            "--peer",
+            "fe80::1%lo",
+            "--peer-asn",
+            "65002",
+            "--router-id",
+            "198.51.100.2",
+            "--vrf",
+            "blue",
+        ];
+        Cli::try_parse_from(base.iter().chain(extra)).map(|cli| cli.args)
+    }
+
+    #[test]
+    fn bfd_flags() {
+        // Off unless asked for.
+        assert!(setup(&parse(&[]).unwrap()).unwrap().bfd.is_none());
+        // Single-hop with the default multiplier, to the peer (scope kept),
+        // from --source, bound to --vrf.
+        let args = parse(&["--bfd-interval", "300", "--source", "fe80::2"]).unwrap();
+        let bfd = setup(&args).unwrap().bfd.unwrap();
+        assert_eq!(bfd.peer, "fe80::1".parse::<IpAddr>().unwrap());
+        assert_eq!(bfd.scope_id, 1);
+        assert_eq!(bfd.source, Some("fe80::2".parse().unwrap()));
+        assert_eq!(bfd.bind_device.as_deref(), Some("blue"));
+        assert_eq!(bfd.hop, Hop::SingleHop);
+        assert_eq!(
+            (
+                bfd.profile.receive_interval_ms,
+                bfd.profile.transmit_interval_ms,
+                bfd.profile.detect_multiplier
+            ),
+            (300, 300, 3)
+        );
+        let args = parse(&[
+            "--bfd-interval",
+            "50",
+            "--bfd-multiplier",
+            "5",
+            "--bfd-multihop",
+        ])
+        .unwrap();
+        let bfd = setup(&args).unwrap().bfd.unwrap();
+        assert_eq!(bfd.hop, Hop::MultiHop);
+        assert_eq!(bfd.profile.detect_multiplier, 5);
+        // Refused: BFD options without the interval, zero values.
+        assert!(parse(&["--bfd-multiplier", "5"]).is_err());
+        assert!(parse(&["--bfd-multihop"]).is_err());
+        assert!(parse(&["--bfd-interval", "0"]).is_err());
+        assert!(parse(&["--bfd-interval", "10", "--bfd-multiplier", "0"]).is_err());
+    }
+
+    #[test]
+    fn bfd_event_lines() {
+        let change = BfdEvent::StateChanged {
+            discriminator: 7,
+            peer: "198.51.100.1".parse().unwrap(),
+            hop: Hop::SingleHop,
+            from: bfd::State::Up,
+            to: bfd::State::Down,
+            diag: bfd::Diag::ControlDetectionTimeExpired,
+            remote_state: bfd::State::Up,
+        };
+        assert_eq!(
+            bfd_event_json(&change).unwrap(),
+            json!({
+                "event": "bfd",
+                "from": "up",
+                "to": "down",
+                "diag": "control_detection_time_expired",
+                "remote_state": "up",
+                "discriminator": 7,
+            })
+        );
+        assert_eq!(bfd_diag_name(bfd::Diag::Reserved(12)), "reserved_12");
+        assert_eq!(
+            bfd_diag_name(bfd::Diag::NeighborSignaledSessionDown),
+            "neighbor_signaled_session_down"
+        );
+        assert_eq!(bfd_state_name(bfd::State::AdminDown), "admin_down");
+        assert_eq!(bfd_state_name(bfd::State::Init), "init");
+        assert_eq!(
+            bfd_event_json(&BfdEvent::Stopped).unwrap()["event"],
+            "bfd_stopped"
+        );
+        assert!(
+            bfd_event_json(&BfdEvent::Removed {
+                discriminator: 7,
+                peer: "198.51.100.1".parse().unwrap()
+            })
+            .is_none()
+        );
     }
 
     fn setup_err(args: &Args) -> String {
