@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::bgp::{Daemon, wait_until};
+use crate::bgp::{BgpProbe, Daemon, wait_until};
 use crate::netns::{COMMAND_TIMEOUT, Netns, find_tool, run_with_timeout};
 
 /// How long a daemon may take to answer its CLI after being started.
@@ -38,6 +38,34 @@ fn write_file(path: &Path, text: &str) {
 
 fn read_or_empty(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Stops `probe` with SIGTERM (bounded wait), checks that it exited 0 and
+/// that the NOTIFICATION it sent on the way out (the first one after its
+/// `stopping` line; an earlier one may be a collision's Cease 6/7) is
+/// Cease/Administrative Shutdown (6/2), and returns that line.
+pub fn stop_with_cease(probe: &mut BgpProbe) -> Value {
+    let (status, stderr) = probe.stop();
+    assert!(status.success(), "bgp-probe exited with {status}: {stderr}");
+    let lines: Vec<Value> = probe
+        .transcript()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let cease = lines
+        .iter()
+        .skip_while(|l| l["event"] != "stopping")
+        .find(|l| l["event"] == "notification_sent")
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "no NOTIFICATION sent after stopping:\n{}",
+                probe.transcript()
+            )
+        });
+    assert_eq!(cease["code"], 6, "{cease}");
+    assert_eq!(cease["subcode"], 2, "{cease}");
+    cease
 }
 
 // ---------------------------------------------------------------- FRR

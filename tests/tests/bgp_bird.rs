@@ -13,7 +13,9 @@
 use std::time::{Duration, Instant};
 
 use ferrolb_e2e::bgp::{BgpLab, BgpProbe, NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, wait_until};
-use ferrolb_e2e::routers::{Bird, BirdConfig, BirdExport, BirdNeighbor, BirdRoute};
+use ferrolb_e2e::routers::{
+    Bird, BirdConfig, BirdExport, BirdNeighbor, BirdRoute, stop_with_cease,
+};
 use serde_json::Value;
 
 const ROUTER_ASN: u32 = 4_200_000_001;
@@ -80,11 +82,7 @@ fn route<'r>(routes: &'r [BirdRoute], prefix: &str) -> &'r BirdRoute {
 /// SIGTERM: the probe sends Cease/Administrative Shutdown and exits 0;
 /// BIRD drops the session and every route from it.
 fn stop_and_check_withdrawn(probe: &mut BgpProbe, bird: &mut Bird) {
-    let (status, stderr) = probe.stop();
-    assert!(status.success(), "bgp-probe exited with {status}: {stderr}");
-    let cease = probe.expect("notification_sent", WAIT, |_| true);
-    assert_eq!(cease["code"], 6, "{cease}");
-    assert_eq!(cease["subcode"], 2, "{cease}");
+    stop_with_cease(probe);
     let gone = wait_until(WAIT, || {
         let empty = bird.routes_from(PEER).is_empty();
         (empty && bird.bgp_state(PEER).as_deref() != Some("Established")).then_some(())

@@ -14,7 +14,9 @@
 use std::time::Duration;
 
 use ferrolb_e2e::bgp::{BgpLab, BgpProbe, NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, wait_until};
-use ferrolb_e2e::routers::{ExaBgp, ExaBgpConfig, ExaBgpNeighbor, ExaBgpRib, require_exabgp};
+use ferrolb_e2e::routers::{
+    ExaBgp, ExaBgpConfig, ExaBgpNeighbor, ExaBgpRib, require_exabgp, stop_with_cease,
+};
 use serde_json::{Value, json};
 
 const ROUTER_ASN: u32 = 4_200_000_001;
@@ -109,11 +111,7 @@ fn stop_and_check_withdrawn(
     peer: &str,
     prefixes: &[&str],
 ) {
-    let (status, stderr) = probe.stop();
-    assert!(status.success(), "bgp-probe exited with {status}: {stderr}");
-    let cease = probe.expect("notification_sent", WAIT, |_| true);
-    assert_eq!(cease["code"], 6, "{cease}");
-    assert_eq!(cease["subcode"], 2, "{cease}");
+    stop_with_cease(probe);
     let mut want: Vec<String> = prefixes.iter().map(|p| (*p).to_owned()).collect();
     want.sort();
     let seen = wait_until(WAIT, || (withdrawn(exabgp, peer) == want).then_some(()));

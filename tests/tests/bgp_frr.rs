@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use ferrolb_e2e::bgp::{BgpLab, BgpProbe, NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, wait_until};
-use ferrolb_e2e::routers::{BfdTimers, Frr, FrrConfig, FrrNeighbor};
+use ferrolb_e2e::routers::{BfdTimers, Frr, FrrConfig, FrrNeighbor, stop_with_cease};
 use serde_json::{Value, json};
 
 const ROUTER_ASN: u32 = 4_200_000_001;
@@ -95,11 +95,7 @@ fn only_path(frr: &mut Frr, prefix: &str) -> Value {
 /// SIGTERM: the probe sends Cease/Administrative Shutdown and exits 0;
 /// FRR drops the session and every route.
 fn stop_and_check_withdrawn(probe: &mut BgpProbe, frr: &mut Frr, neighbor: &str) {
-    let (status, stderr) = probe.stop();
-    assert!(status.success(), "bgp-probe exited with {status}: {stderr}");
-    let cease = probe.expect("notification_sent", WAIT, |_| true);
-    assert_eq!(cease["code"], 6, "{cease}");
-    assert_eq!(cease["subcode"], 2, "{cease}");
+    stop_with_cease(probe);
     let gone = wait_until(WAIT, || {
         let empty = frr.rib("ipv4").is_empty() && frr.rib("ipv6").is_empty();
         (empty && frr.state(neighbor).as_deref() != Some("Established")).then_some(())
