@@ -239,7 +239,8 @@ fn frr_user() -> (u32, u32) {
 /// temporary directory owned by the `frr` user.
 #[derive(Debug)]
 pub struct Frr<'a> {
-    daemons: Vec<Daemon>,
+    /// `(name, daemon)` in start order.
+    daemons: Vec<(&'static str, Daemon)>,
     ns: &'a Netns,
     dir: tempfile::TempDir,
 }
@@ -290,7 +291,7 @@ impl<'a> Frr<'a> {
         frr
     }
 
-    fn spawn(&mut self, daemon: &str) {
+    fn spawn(&mut self, daemon: &'static str) {
         let p = |name: &str| path_str(&self.dir.path().join(name)).to_owned();
         let mut args = vec![
             "-f".to_owned(),
@@ -315,17 +316,17 @@ impl<'a> Frr<'a> {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let program = format!("{FRR_DIR}/{daemon}");
-        let daemon = Daemon::spawn(
+        let handle = Daemon::spawn(
             self.ns,
             &program,
             &args,
             &self.dir.path().join(format!("{daemon}.out")),
         );
-        self.daemons.push(daemon);
+        self.daemons.push((daemon, handle));
     }
 
     fn check_running(&mut self) {
-        let dead = self.daemons.iter_mut().any(|d| !d.running());
+        let dead = self.daemons.iter_mut().any(|(_, d)| !d.running());
         if dead {
             panic!("an FRR daemon exited:\n{}", self.log());
         }
@@ -442,10 +443,41 @@ impl<'a> Frr<'a> {
 }
 
 impl Drop for Frr<'_> {
+    /// SIGTERM first (bfdd and bgpd before zebra), a bounded wait, then
+    /// SIGKILL for what still runs. A daemon that exits on its own removes
+    /// its crash-log buffer `/var/tmp/frr/<daemon>.<pid>`; one that had to
+    /// be killed leaves it, so it is removed here.
     fn drop(&mut self) {
-        // bgpd and bfdd before zebra, then the directory.
-        while let Some(daemon) = self.daemons.pop() {
+        let mut pids = Vec::new();
+        for (name, daemon) in self.daemons.iter_mut().rev() {
+            // Only while our child is not reaped is its pid surely still
+            // the daemon's (the pid file names the same process: `ip netns
+            // exec` execs the daemon).
+            if !daemon.running() {
+                continue;
+            }
+            let pid_file = self.dir.path().join(format!("{name}.pid"));
+            let Some(pid) = read_or_empty(&pid_file)
+                .trim()
+                .parse::<libc::pid_t>()
+                .ok()
+                .filter(|pid| *pid > 0)
+            else {
+                continue;
+            };
+            // SAFETY: kill(2) of a running child of ours.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            pids.push((*name, pid));
+        }
+        let daemons = &mut self.daemons;
+        let _ = wait_until(Duration::from_secs(3), || {
+            daemons.iter_mut().all(|(_, d)| !d.running()).then_some(())
+        });
+        while let Some((_, daemon)) = self.daemons.pop() {
             drop(daemon);
+        }
+        for (name, pid) in pids {
+            let _ = std::fs::remove_dir_all(format!("/var/tmp/frr/{name}.{pid}"));
         }
     }
 }
