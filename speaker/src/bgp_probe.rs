@@ -97,7 +97,10 @@ pub struct Args {
     /// Wait for the peer to connect.
     #[arg(long)]
     pub passive: bool,
-    /// Advertise graceful restart (RFC 4724).
+    /// Advertise graceful restart (RFC 4724) with the forwarding state
+    /// preserved for every family, as the speaker does: the node keeps
+    /// forwarding Service traffic while the speaker restarts, so the router
+    /// keeps our routes (stale) until our End-of-RIB.
     #[arg(long)]
     pub graceful_restart: bool,
     /// Prefix to announce, IPv4 or IPv6 (an address alone is a host
@@ -248,7 +251,10 @@ fn setup(args: &Args) -> Result<Setup, String> {
     let mut cfg = SessionConfig::new(args.asn, router_id, PeerAs::Fixed(args.peer_asn));
     cfg.hold_time = args.hold_time;
     cfg.passive = args.passive;
-    cfg.graceful_restart = args.graceful_restart.then(GracefulRestartConfig::default);
+    cfg.graceful_restart = args.graceful_restart.then(|| GracefulRestartConfig {
+        forwarding_preserved: true,
+        ..GracefulRestartConfig::default()
+    });
     for hop in &args.next_hops {
         match hop {
             IpAddr::V4(v4) => cfg.next_hop_v4 = Some(*v4),

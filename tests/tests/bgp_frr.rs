@@ -417,7 +417,9 @@ fn frr_graceful_restart_keeps_routes_stale_until_the_probe_is_back() {
     neighbor.graceful_restart = true;
     let mut cfg = config(ROUTER_ASN, vec![neighbor]);
     cfg.restart_time = Some(30);
-    cfg.stalepath_time = Some(15);
+    // Longer than every wait below: stale routes can only go because of
+    // our End-of-RIB, not FRR's timer.
+    cfg.stalepath_time = Some(120);
     let mut frr = Frr::start(&lab.router, &cfg);
     let mut base = session_args(NODE_ASN, ROUTER_V4, NODE_V4);
     base.extend(["--graceful-restart", "--next-hop", NODE_V6].map(str::to_owned));
@@ -445,6 +447,14 @@ fn frr_graceful_restart_keeps_routes_stale_until_the_probe_is_back() {
         neighbor["neighborCapabilities"]["gracefulRestartRemoteTimerMsecs"], 120_000,
         "the probe's restart time: {neighbor}"
     );
+    // FRR saw our F bit: it will keep our routes across a restart until
+    // our End-of-RIB.
+    for family in ["ipv4Unicast", "ipv6Unicast"] {
+        assert_eq!(
+            neighbor["gracefulRestartInfo"][family]["fBit"], true,
+            "{family}: {neighbor}"
+        );
+    }
     let not_stale = |rib: &serde_json::Map<String, Value>| rib.values().all(|p| !stale(p));
     wait_rib(
         &mut frr,
@@ -469,8 +479,10 @@ fn frr_graceful_restart_keeps_routes_stale_until_the_probe_is_back() {
     );
     wait_rib(&mut frr, "ipv6", &["2001:db8::80/128"], all_stale);
 
-    // Back without .81: after our End-of-RIB, the announced routes are
-    // fresh and the one no longer announced is gone.
+    // Back without .81. We advertise the forwarding state as preserved,
+    // so FRR keeps the stale routes across the reconnection (RFC 4724
+    // §4.2) and removes the ones we no longer announce only on our
+    // End-of-RIB (its stale-path timer is 120 s, longer than WAIT).
     let mut second = start_probe(
         &lab,
         &prefix_args(&["198.51.100.80/32", "2001:db8::80/128"]),
@@ -487,6 +499,15 @@ fn frr_graceful_restart_keeps_routes_stale_until_the_probe_is_back() {
         eor.is_some(),
         "FRR did not record our End-of-RIB: {}",
         frr.neighbor(NODE_V4)
+    );
+    let gone = wait_until(WAIT, || {
+        let rib = frr.rib("ipv4");
+        (!rib.contains_key("198.51.100.81/32")).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "198.51.100.81/32 still in FRR after our End-of-RIB: {:?}",
+        frr.rib("ipv4")
     );
     let summary = frr.json("show bgp summary json");
     assert_eq!(
