@@ -15,7 +15,8 @@
 //!
 //! Lines on stdout (every object has `event` and `elapsed_ms`):
 //!
-//! - `started`: `asn`, `peer`, `peer_asn`, `prefixes`;
+//! - `started`: `asn`, `peer`, `peer_asn`, `prefix_count`, `prefixes` (the
+//!   first 100);
 //! - `connected`: `conn`, `direction` (`outbound`/`inbound`), `local`,
 //!   `remote`; `connect_failed`: `error`; `disconnected`: `conn`,
 //!   `reason`; `refused`: `remote` (not the peer);
@@ -319,6 +320,10 @@ fn setup(args: &Args) -> Result<Setup, String> {
     })
 }
 
+/// How many prefixes the `started` line lists (a prefixes file may hold
+/// hundreds of thousands).
+const STARTED_PREFIXES: usize = 100;
+
 struct Printer {
     start: Instant,
 }
@@ -548,7 +553,8 @@ async fn probe(args: Args) -> ExitCode {
         "asn": args.asn,
         "peer": peer.to_string(),
         "peer_asn": args.peer_asn,
-        "prefixes": setup.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "prefix_count": setup.prefixes.len(),
+        "prefixes": setup.prefixes.iter().take(STARTED_PREFIXES).map(ToString::to_string).collect::<Vec<_>>(),
     }));
     for prefix in &setup.prefixes {
         if handle.announce(*prefix, setup.attrs.clone()).is_err() {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::bgp::{BgpProbe, Daemon, wait_until};
+use crate::bgp::{Daemon, wait_until};
 use crate::netns::{COMMAND_TIMEOUT, Netns, find_tool, run_with_timeout};
 
 /// How long a daemon may take to answer its CLI after being started.
@@ -40,33 +40,7 @@ fn read_or_empty(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// Stops `probe` with SIGTERM (bounded wait), checks that it exited 0 and
-/// that the NOTIFICATION it sent on the way out (the first one after its
-/// `stopping` line; an earlier one may be a collision's Cease 6/7) is
-/// Cease/Administrative Shutdown (6/2), and returns that line.
-pub fn stop_with_cease(probe: &mut BgpProbe) -> Value {
-    let (status, stderr) = probe.stop();
-    assert!(status.success(), "bgp-probe exited with {status}: {stderr}");
-    let lines: Vec<Value> = probe
-        .transcript()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let cease = lines
-        .iter()
-        .skip_while(|l| l["event"] != "stopping")
-        .find(|l| l["event"] == "notification_sent")
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "no NOTIFICATION sent after stopping:\n{}",
-                probe.transcript()
-            )
-        });
-    assert_eq!(cease["code"], 6, "{cease}");
-    assert_eq!(cease["subcode"], 2, "{cease}");
-    cease
-}
+pub use crate::bgp::stop_with_cease;
 
 // ---------------------------------------------------------------- FRR
 
@@ -531,6 +505,9 @@ pub struct BirdNeighbor {
     pub passive: bool,
     /// Seconds between connection attempts.
     pub connect_retry: u16,
+    /// IPv6 next hop of exported IPv6 routes (`next hop address`), needed
+    /// when IPv6 routes go over an IPv4 session.
+    pub ipv6_next_hop: Option<String>,
 }
 
 impl BirdNeighbor {
@@ -555,6 +532,7 @@ impl BirdNeighbor {
             ipv6: Some(BirdExport::None),
             passive: false,
             connect_retry: 2,
+            ipv6_next_hop: None,
         }
     }
 }
@@ -614,7 +592,15 @@ impl BirdConfig {
             }
             for (family, channel) in [("ipv4", n.ipv4), ("ipv6", n.ipv6)] {
                 if let Some(export) = channel {
-                    let _ = writeln!(c, "  {family} {{ import all; {} }};", export.clause());
+                    let next_hop = match (family, &n.ipv6_next_hop) {
+                        ("ipv6", Some(hop)) => format!(" next hop address {hop};"),
+                        _ => String::new(),
+                    };
+                    let _ = writeln!(
+                        c,
+                        "  {family} {{ import all; {}{next_hop} }};",
+                        export.clause()
+                    );
                 }
             }
             c += "}\n";
