@@ -24,6 +24,7 @@
 
 pub mod bfd;
 pub mod error;
+pub mod fuzzing;
 pub mod message;
 pub mod prefix;
 pub mod session;
