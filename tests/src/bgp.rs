@@ -48,6 +48,13 @@ impl BgpLab {
         let prefix = format!("flb-{}-bgp{n}", std::process::id());
         let router = Netns::create(&format!("{prefix}-r"));
         let node = Netns::create(&format!("{prefix}-n"));
+        // No IPv6 duplicate address detection, set before the veth exists
+        // so that both ends inherit it: a tentative address (the
+        // link-local one too) would make the first IPv6 connection fail.
+        for ns in [&router, &node] {
+            ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+            ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        }
         router.ip(&[
             "link",
             "add",
@@ -298,8 +305,27 @@ impl BgpProbe {
         timeout: Duration,
         matches: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.expect_since(0, event, timeout, matches)
+    }
+
+    /// How many lines were read so far: a mark for [`BgpProbe::expect_since`].
+    pub fn mark(&mut self) -> usize {
+        self.events().len()
+    }
+
+    /// Like [`BgpProbe::expect`], but only lines from the `mark`-th on
+    /// count (lines printed after [`BgpProbe::mark`] returned `mark`).
+    /// When the line has to be waited for, it returns as soon as the
+    /// line arrives.
+    pub fn expect_since(
+        &mut self,
+        mark: usize,
+        event: &str,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
         let hit = |l: &Value| l["event"] == event && matches(l);
-        if let Some(line) = self.seen.iter().find(|l| hit(l)) {
+        if let Some(line) = self.seen.iter().skip(mark).find(|l| hit(l)) {
             return line.clone();
         }
         let deadline = Instant::now() + timeout;
@@ -308,7 +334,7 @@ impl BgpProbe {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
             self.seen.push(line.clone());
-            if hit(&line) {
+            if self.seen.len() > mark && hit(&line) {
                 return line;
             }
         }
@@ -330,6 +356,15 @@ impl BgpProbe {
             .join("\n")
     }
 
+    /// Every line so far, parsed (a line that is not JSON is
+    /// `{"event": "unparsed", "line": …}`).
+    pub fn events(&mut self) -> &[Value] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
     /// SIGTERM, then a bounded wait; returns the exit status and stderr.
     pub fn stop(&mut self) -> (ExitStatus, String) {
         let child = self.child.take().expect("probe already stopped");
@@ -341,6 +376,30 @@ impl BgpProbe {
             &mut self.seen,
         )
     }
+}
+
+/// Stops `probe` with SIGTERM (bounded wait), checks that it exited 0 and
+/// that the NOTIFICATION it sent on the way out (the first one after its
+/// `stopping` line; an earlier one may be a collision's Cease 6/7) is
+/// Cease/Administrative Shutdown (6/2), and returns that line.
+pub fn stop_with_cease(probe: &mut BgpProbe) -> Value {
+    let (status, stderr) = probe.stop();
+    assert!(status.success(), "bgp-probe exited with {status}: {stderr}");
+    let cease = probe
+        .events()
+        .iter()
+        .skip_while(|l| l["event"] != "stopping")
+        .find(|l| l["event"] == "notification_sent")
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "no NOTIFICATION sent after stopping:\n{}",
+                probe.transcript()
+            )
+        });
+    assert_eq!(cease["code"], 6, "{cease}");
+    assert_eq!(cease["subcode"], 2, "{cease}");
+    cease
 }
 
 impl Drop for BgpProbe {

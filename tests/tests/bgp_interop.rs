@@ -13,10 +13,9 @@
 
 use std::time::Duration;
 
-use ferrolb_e2e::bgp::BgpProbe;
 use ferrolb_e2e::bgp::{
-    BgpLab, GOBGP_ESTABLISHED, GoBgp, GoBgpNeighbor, NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6,
-    wait_until,
+    BgpLab, BgpProbe, GOBGP_ESTABLISHED, GoBgp, GoBgpNeighbor, NODE_V4, NODE_V6, ROUTER_V4,
+    ROUTER_V6, stop_with_cease, wait_until,
 };
 use serde_json::Value;
 
@@ -62,14 +61,11 @@ fn wait_rib(
     })
 }
 
-/// SIGTERM: the probe withdraws, sends Cease and exits 0; the routes and
-/// the session are gone from GoBGP.
+/// SIGTERM: the probe withdraws, sends Cease/Administrative Shutdown (the
+/// NOTIFICATION after its `stopping` line, not an earlier collision's
+/// Cease 6/7) and exits 0; the routes and the session are gone from GoBGP.
 fn stop_and_check_withdrawn(probe: &mut BgpProbe, gobgp: &mut GoBgp, lab: &BgpLab, neighbor: &str) {
-    let (status, stderr) = probe.stop();
-    assert!(status.success(), "bgp-probe exited with {status}: {stderr}");
-    let cease = probe.expect("notification_sent", WAIT, |_| true);
-    assert_eq!(cease["code"], 6, "{cease}");
-    assert_eq!(cease["subcode"], 2, "{cease}");
+    stop_with_cease(probe);
     let gone = wait_until(WAIT, || {
         let empty =
             gobgp.rib(&lab.router, "ipv4").is_empty() && gobgp.rib(&lab.router, "ipv6").is_empty();
