@@ -10,8 +10,11 @@
 //! from Up to Down, the BGP session is reset with Cease / BFD Down
 //! (RFC 9384) and reconnects as after any failure; a Down caused by the
 //! peer going AdminDown is not a path failure and leaves BGP alone
-//! (RFC 5882 §3.2). On a signal, BFD goes AdminDown first (AdminDown
-//! packets for a detection time, at most 3 s), then BGP stops.
+//! (RFC 5882 §3.2). On a signal, BGP stops first (withdrawals, Cease /
+//! Administrative Shutdown), then BFD goes AdminDown (AdminDown packets
+//! for a detection time, at most 3 s): in the other order a peer that
+//! resets BGP when our BFD goes AdminDown (FRR 8.4 does) would never get
+//! the Cease.
 //!
 //! Lines on stdout (every object has `event` and `elapsed_ms`):
 //!
@@ -615,20 +618,25 @@ async fn probe(args: Args) -> ExitCode {
         }
     };
     printer.print(json!({ "event": "stopping", "signal": signal_name }));
+    // BGP first: withdrawals and Cease / Administrative Shutdown while BFD
+    // is still Up. Some peers reset BGP with Cease / BFD Down as soon as
+    // our BFD goes AdminDown (FRR 8.4's bgpd does, although RFC 5882 §3.2
+    // says a peer's AdminDown is no failure), and our Cease would then
+    // never be sent.
+    let stop = handle.stop(true, Some("ferrolb-speaker bgp-probe stopping"));
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), stop).await;
+    while let Ok(event) = events.try_recv() {
+        printer.print(event_json(&event));
+    }
     if let (Some(bfd), Some(bfd_events)) = (&bfd, &mut bfd_events) {
-        // AdminDown first, so that the peer does not take the BGP
-        // shutdown for a path failure.
+        // Then AdminDown, so that the peer does not take our silence once
+        // we exit for a path failure (other clients of its BFD session).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), bfd.shutdown()).await;
         while let Ok(event) = bfd_events.try_recv() {
             if let Some(line) = bfd_event_json(&event) {
                 printer.print(line);
             }
         }
-    }
-    let stop = handle.stop(true, Some("ferrolb-speaker bgp-probe stopping"));
-    let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), stop).await;
-    while let Ok(event) = events.try_recv() {
-        printer.print(event_json(&event));
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
     printer.print(json!({ "event": "stopped", "signal": signal_name }));
