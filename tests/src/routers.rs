@@ -410,6 +410,17 @@ impl<'a> Frr<'a> {
         }
     }
 
+    /// The entry of `show bfd peers json` whose `peer` is `address` (with
+    /// `status`: `up`, `down`, `init`, `shutdown`; `diagnostic`,
+    /// `remote-diagnostic`, `id`, `remote-id`, the local and `remote-`
+    /// intervals and multipliers), or `Null`.
+    pub fn bfd_peer(&mut self, address: &str) -> Value {
+        self.bfd_peers()
+            .into_iter()
+            .find(|p| p["peer"] == address)
+            .unwrap_or(Value::Null)
+    }
+
     /// The temporary directory (configuration, logs, sockets).
     pub fn dir(&self) -> &Path {
         self.dir.path()
