@@ -200,6 +200,49 @@ fn bench(c: &mut Criterion) {
         });
     }
     single.finish();
+
+    // 10,000 Services under one allow-shared-ip key: every sharing check must
+    // cost O(ports), not O(Services already under the key).
+    let mut shared = c.benchmark_group("10k Services under one sharing key");
+    shared.sample_size(10);
+    let p = vec![pool("p", &["240.0.0.0/8".to_string()], None)];
+    for (name, port_of) in [
+        // All ports differ: everyone shares the first IP.
+        (
+            "distinct ports, one shared IP",
+            (|i| 1000 + i as i32) as fn(usize) -> i32,
+        ),
+        // All use port 80: one IP each, every IP held under the key.
+        ("same port, one IP each", |_| 80),
+        // Ten ports in turn: 1,000 IPs, each shared by ten Services.
+        ("ten ports in turn, 1,000 shared IPs", |i| {
+            8000 + (i % 10) as i32
+        }),
+    ] {
+        let mut svcs = services(10_000);
+        for (i, s) in svcs.iter_mut().enumerate() {
+            s.metadata.annotations = Some(BTreeMap::from([(
+                "ferrolb.io/allow-shared-ip".to_string(),
+                "one-key".to_string(),
+            )]));
+            let spec = s.spec.as_mut().unwrap();
+            spec.ip_family_policy = None;
+            spec.ip_families = None;
+            spec.ports.as_mut().unwrap()[0].port = port_of(i);
+        }
+        shared.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut a = Allocator::new();
+                    a.set_pools(&p);
+                    a
+                },
+                |a| black_box(a.reconcile(Snapshot::new(&svcs, &ns)).len()),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    shared.finish();
 }
 
 criterion_group!(benches, bench);

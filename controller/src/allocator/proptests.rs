@@ -9,6 +9,7 @@ use ferrolb_config::crd::{IPAddressPool, ServiceAllocation};
 use k8s_openapi::api::core::v1::Service;
 use proptest::prelude::*;
 
+use super::service::ServiceView;
 use super::tests::{S, ip, no_ns, pool, svc};
 use super::*;
 
@@ -394,6 +395,82 @@ proptest! {
         };
         prop_assert_eq!(usage(&a), usage(&b));
         check_invariants(&b, &again)?;
+    }
+}
+
+/// A Service sharing by key `k` or `j` (or not at all) on some of four ports,
+/// with a Cluster or a Local backend.
+fn sharer(i: usize, key: u8, ports: u8, local: Option<bool>) -> Service {
+    let mut b = svc("ns", &format!("s{i:03}")).created(i as i64);
+    match key {
+        1 => b = b.share("k"),
+        2 => b = b.share("j"),
+        _ => {}
+    }
+    let list: Vec<(i32, &str)> = [(80, "TCP"), (443, "TCP"), (53, "UDP"), (53, "TCP")]
+        .into_iter()
+        .enumerate()
+        .filter(|(bit, _)| ports & (1 << bit) != 0)
+        .map(|(_, p)| p)
+        .collect();
+    b = b.ports(&list);
+    if let Some(sel) = local {
+        b = b.local(&[("app", if sel { "a" } else { "b" })]);
+    }
+    b.0
+}
+
+fn sharer_spec() -> impl Strategy<Value = (u8, u8, Option<bool>)> {
+    (
+        prop::sample::select(vec![0u8, 1, 1, 1, 2]),
+        0..16u8,
+        prop::option::weighted(0.2, any::<bool>()),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The sharing index finds exactly what checking every address and every
+    /// holder finds, after allocations and releases in any order.
+    #[test]
+    fn sharing_index_agrees_with_a_full_scan(
+        avoid_buggy in any::<bool>(),
+        specs in prop::collection::vec(sharer_spec(), 0..60),
+        gone in prop::collection::vec(any::<bool>(), 60),
+        probes in prop::collection::vec(sharer_spec(), 1..6),
+    ) {
+        let mut p = pool("p", &["192.0.2.250-192.0.3.5", "198.51.100.0/28", "2001:db8::/124"]);
+        p.spec.avoid_buggy_ips = avoid_buggy;
+        let mut a = Allocator::new();
+        a.set_pools(&[p]);
+        let services: Vec<Service> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, ports, local))| sharer(i, *k, *ports, *local))
+            .collect();
+        for s in &services {
+            a.allocate(s, &BTreeMap::new());
+        }
+        for (s, g) in services.iter().zip(&gone) {
+            if *g {
+                a.release(&ServiceKey::of(s));
+            }
+        }
+        let out: Vec<ServiceOutcome> = Vec::new();
+        check_invariants(&a, &out)?;
+        for (i, (k, ports, local)) in probes.iter().enumerate() {
+            let probe = sharer(900 + i, *k, *ports, *local);
+            let view = ServiceView::read(&probe, None);
+            let share = &view.request.as_ref().expect("valid request").share;
+            for f in [Family::V4, Family::V6] {
+                prop_assert_eq!(
+                    a.find_for_test(0, f, share),
+                    a.find_by_scan(0, f, share),
+                    "family {}", f
+                );
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! whether IPs a Service has are still valid for it, and which IPs a Service
 //! gets next. The public operations built on these are in `reconcile.rs`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use ferrolb_config::crd::IPAddressPool;
 use super::events::{Invalid, PendingReason, Unusable};
 use super::pool_index::{NsLabels, PoolIndex, fam_idx};
 use super::service::{Policy, Request, ServiceKey, ServiceView};
-use super::sharing::{ShareInfo, Slot};
+use super::sharing::{KeyIndex, ShareInfo, Slot};
 
 const FAMILIES: [Family; 2] = [Family::V4, Family::V6];
 
@@ -50,8 +50,9 @@ pub struct Allocator {
     pub(crate) services: HashMap<ServiceKey, Known>,
     /// Per family: address number -> Services holding it.
     holders: [BTreeMap<u128, Slot>; 2],
-    /// Sharing key -> per family, the addresses held under that key.
-    keyed: BTreeMap<String, [BTreeSet<u128>; 2]>,
+    /// Sharing key -> per family, the addresses held under that key, indexed
+    /// by backend and port.
+    keyed: HashMap<String, [KeyIndex; 2]>,
 }
 
 /// Why IPs could not be placed in a pool the Service may use.
@@ -149,7 +150,7 @@ impl Allocator {
         self.holders[fam_idx(Family::of(ip))]
             .get(&to_u128(ip))
             .into_iter()
-            .flat_map(|slot| slot.holders.iter().map(|(k, _)| k))
+            .flat_map(|slot| slot.holders().map(|(k, _)| k))
     }
 
     pub(crate) fn pool_by_name(&self, name: &str) -> Option<usize> {
@@ -167,16 +168,27 @@ impl Allocator {
     pub(crate) fn commit(&mut self, key: &ServiceKey, rec: Record) {
         for ip in &rec.ips {
             let (f, n) = (Family::of(ip), to_u128(ip));
-            let slot = self.holders[fam_idx(f)].entry(n).or_default();
-            let first = slot.holders.is_empty();
-            slot.add(key.clone(), rec.share.clone());
+            let first = match self.holders[fam_idx(f)].entry(n) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(Slot::new(key.clone(), rec.share.clone()));
+                    true
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    o.get_mut().add(key.clone(), rec.share.clone());
+                    false
+                }
+            };
             if first {
                 for pool in &mut self.pools {
                     pool.space_mut(f).mark(n);
                 }
             }
             if let Some(k) = &rec.share.key {
-                self.keyed.entry(k.clone()).or_default()[fam_idx(f)].insert(n);
+                let index = match self.keyed.get_mut(k.as_str()) {
+                    Some(i) => i,
+                    None => self.keyed.entry(k.clone()).or_default(),
+                };
+                index[fam_idx(f)].add(n, &rec.share, first);
             }
         }
         self.services.insert(key.clone(), Known::Assigned(rec));
@@ -196,19 +208,19 @@ impl Allocator {
             let Some(slot) = map.get_mut(&n) else {
                 continue;
             };
-            if !slot.remove(key) {
-                continue;
-            }
-            map.remove(&n);
-            for pool in &mut self.pools {
-                pool.space_mut(f).unmark(n);
+            let emptied = slot.remove(key);
+            if emptied {
+                map.remove(&n);
+                for pool in &mut self.pools {
+                    pool.space_mut(f).unmark(n);
+                }
             }
             if let Some(k) = &rec.share.key
-                && let Some(sets) = self.keyed.get_mut(k)
+                && let Some(index) = self.keyed.get_mut(k.as_str())
             {
-                sets[fam_idx(f)].remove(&n);
-                if sets.iter().all(BTreeSet::is_empty) {
-                    self.keyed.remove(k);
+                index[fam_idx(f)].remove(n, &rec.share, map.get(&n));
+                if index.iter().all(KeyIndex::is_empty) {
+                    self.keyed.remove(k.as_str());
                 }
             }
         }
@@ -216,15 +228,23 @@ impl Allocator {
     }
 
     /// The first Service other than `me` holding `ip` that `share` may not share
-    /// it with, and why.
+    /// it with, and why. Cost: `share`'s ports, unless there is a conflict.
     fn conflict(
         &self,
         me: &ServiceKey,
         share: &ShareInfo,
-        f: Family,
-        n: u128,
+        ip: &IpAddr,
     ) -> Option<(ServiceKey, String)> {
-        self.holders[fam_idx(f)].get(&n)?.refusal(me, share)
+        let slot = self.holders[fam_idx(Family::of(ip))].get(&to_u128(ip))?;
+        // When `me` holds the address itself, its own ports do not count.
+        let mine = self
+            .record(me)
+            .filter(|r| r.ips.contains(ip))
+            .map(|r| &*r.share);
+        if slot.admits(share, mine) {
+            return None;
+        }
+        slot.refusal(me, share)
     }
 
     /// The pool where all `ips` lie and that this Service may use (ignoring
@@ -342,9 +362,7 @@ impl Allocator {
                 Locate::Split(pools) => Invalid::Split { pools },
             })?;
         for ip in &ips {
-            if let Some((holder, why)) =
-                self.conflict(&view.key, &req.share, Family::of(ip), to_u128(ip))
-            {
+            if let Some((holder, why)) = self.conflict(&view.key, &req.share, ip) {
                 return Err(Invalid::InUse {
                     ip: *ip,
                     holder,
@@ -361,43 +379,71 @@ impl Allocator {
     }
 
     /// The lowest address of `pool` and family `f` that is free, or held only
-    /// by Services this one may share with (rule 4 and 6).
+    /// by Services this one may share with (rule 4 and 6). Cost: one lookup
+    /// for the lowest free address; with a sharing key, a walk over the
+    /// addresses held under the key that jumps over whole runs using one of
+    /// the Service's ports (so not one step per Service under the key).
     fn find(&self, p: usize, f: Family, share: &ShareInfo) -> Option<IpAddr> {
         let space = self.pools[p].space(f);
         if share.key.is_none() && space.is_full() {
             return None;
         }
         let free = space.lowest_free();
-        if let Some(set) = share
+        if let Some(index) = share
             .key
             .as_ref()
-            .and_then(|k| self.keyed.get(k))
+            .and_then(|k| self.keyed.get(k.as_str()))
             .map(|sets| &sets[fam_idx(f)])
             .filter(|s| !s.is_empty())
         {
             // Addresses held under the same key, in the pool's order, below the
             // lowest free one: the first one compatible with all holders wins.
-            'pieces: for (lo, hi, first_ord) in space.ranges() {
+            for (lo, hi, first_ord) in space.ranges() {
                 if free.is_some_and(|(fo, _)| first_ord > fo) {
                     break;
                 }
-                for &n in set.range(lo..=hi) {
-                    let Some(ord) = space.ordinal_of(n) else {
-                        continue;
-                    };
-                    if free.is_some_and(|(fo, _)| ord > fo) {
-                        continue 'pieces;
+                let found = index.first_joinable(share, lo, hi, |n| {
+                    match space.ordinal_of(n) {
+                        // Held, but not one the pool hands out (avoidBuggyIPs).
+                        None => Some(false),
+                        // Past the lowest free address: that one wins.
+                        Some(ord) if free.is_some_and(|(fo, _)| ord > fo) => None,
+                        Some(_) => Some(true),
                     }
-                    if self.holders[fam_idx(f)]
-                        .get(&n)
-                        .is_none_or(|s| s.admits(share))
-                    {
-                        return Some(from_u128(f, n));
-                    }
+                });
+                match found {
+                    Some(Some(n)) => return Some(from_u128(f, n)),
+                    Some(None) => {}
+                    None => break,
                 }
             }
         }
         free.map(|(_, n)| from_u128(f, n))
+    }
+
+    /// [`find`](Allocator::find) done the slow, obvious way (every ordinal in
+    /// turn, every holder's rules): the reference the index is checked against.
+    #[cfg(test)]
+    pub(crate) fn find_by_scan(&self, p: usize, f: Family, share: &ShareInfo) -> Option<IpAddr> {
+        let space = self.pools[p].space(f);
+        let mut ord = 0u128;
+        while let Some(n) = space.address_of(ord) {
+            match self.holders[fam_idx(f)].get(&n) {
+                None => return Some(from_u128(f, n)),
+                Some(slot) if slot.holders().all(|(k, s)| share.refusal(k, s).is_none()) => {
+                    return Some(from_u128(f, n));
+                }
+                Some(_) => {}
+            }
+            ord += 1;
+        }
+        None
+    }
+
+    /// [`find`](Allocator::find) for tests.
+    #[cfg(test)]
+    pub(crate) fn find_for_test(&self, p: usize, f: Family, share: &ShareInfo) -> Option<IpAddr> {
+        self.find(p, f, share)
     }
 
     /// Picks IPs from the first of `cands` that can satisfy the Service's families
@@ -515,9 +561,7 @@ impl Allocator {
                     Locate::Split(pools) => PendingReason::RequestedIpsSplit { pools },
                 })?;
             for ip in &req.ips {
-                if let Some((holder, why)) =
-                    self.conflict(&view.key, &req.share, Family::of(ip), to_u128(ip))
-                {
+                if let Some((holder, why)) = self.conflict(&view.key, &req.share, ip) {
                     return Err(PendingReason::RequestedIpInUse {
                         ip: *ip,
                         holder,

@@ -841,6 +841,98 @@ fn rule6_compatible_services_share_the_lowest_address() {
 }
 
 #[test]
+fn rule6_many_services_under_one_key_take_the_lowest_joinable_address() {
+    // 300 Services on port 80 under one key: one address each. Then a Service
+    // on port 443 joins the lowest of them, and one on 80 and 443 takes the
+    // lowest free address; after the first holder of .0 leaves, .0 still has
+    // the 443 Service, and a newcomer on 80 takes it again.
+    let mut a = alloc_with(&[pool("a", &["198.51.100.0/24", "203.0.113.0/24"])]);
+    let mut services: Vec<S> = (0..300)
+        .map(|i| {
+            svc("ns", &format!("web{i:03}"))
+                .created(i)
+                .share("k")
+                .ports(&[(80, "TCP")])
+        })
+        .collect();
+    services.push(
+        svc("ns", "tls")
+            .created(1000)
+            .share("k")
+            .ports(&[(443, "TCP")]),
+    );
+    services.push(
+        svc("ns", "both")
+            .created(1001)
+            .share("k")
+            .ports(&[(80, "TCP"), (443, "TCP")]),
+    );
+    let out = run(&mut a, &services);
+    assert_eq!(got(&out, "web000"), ["198.51.100.0"]);
+    assert_eq!(got(&out, "web255"), ["198.51.100.255"]);
+    assert_eq!(got(&out, "web299"), ["203.0.113.43"]);
+    assert_eq!(got(&out, "tls"), ["198.51.100.0"]);
+    assert_eq!(got(&out, "both"), ["203.0.113.44"]);
+    assert_eq!(a.pool_usage("a").0, 301);
+
+    // web000 goes away: .0 keeps the tls Service; a new one on port 80 joins it.
+    let mut next: Vec<S> = services
+        .iter()
+        .zip(&out)
+        .filter(|(s, _)| s.0.metadata.name.as_deref() != Some("web000"))
+        .map(|(s, o)| written(s, o))
+        .collect();
+    next.push(
+        svc("ns", "late")
+            .created(2000)
+            .share("k")
+            .ports(&[(80, "TCP")]),
+    );
+    let out = run(&mut a, &next);
+    assert_eq!(got(&out, "late"), ["198.51.100.0"]);
+    assert_eq!(
+        a.holders_of(&ip("198.51.100.0"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        [ServiceKey::new("ns", "tls"), ServiceKey::new("ns", "late")]
+    );
+    // A Service may change its own ports in place while sharing: only the
+    // others' ports count against it.
+    // (Outcomes list the released web000 first: match them by name.)
+    let mut edited: Vec<S> = next
+        .iter()
+        .map(|s| written(s, find(&out, s.0.metadata.name.as_deref().unwrap())))
+        .collect();
+    let late = edited
+        .iter_mut()
+        .find(|s| s.0.metadata.name.as_deref() == Some("late"))
+        .unwrap();
+    *late = late.clone().ports(&[(80, "TCP"), (8080, "TCP")]);
+    let out = run(&mut a, &edited);
+    assert_eq!(got(&out, "late"), ["198.51.100.0"]);
+    assert!(!find(&out, "late").changed);
+    // But not to a port another holder uses.
+    let late = edited
+        .iter_mut()
+        .find(|s| s.0.metadata.name.as_deref() == Some("late"))
+        .unwrap();
+    *late = late.clone().ports(&[(443, "TCP")]);
+    let out = run(&mut a, &edited);
+    let late = find(&out, "late");
+    // The lowest address without port 443: web001's.
+    assert_eq!(got(&out, "late"), ["198.51.100.1"]);
+    let e = &late.events[0];
+    assert_eq!(
+        (e.type_.as_str(), e.reason, e.message.as_str()),
+        (
+            "Warning",
+            IP_INVALIDATED,
+            "released 198.51.100.0: 198.51.100.0 is also held by ns/tls and cannot be shared: both use port 443/TCP"
+        )
+    );
+}
+
+#[test]
 fn rule6_backends_must_match() {
     let mut a = alloc_with(&[pool("a", &["192.0.2.0/30"])]);
     let out = run(
