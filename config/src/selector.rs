@@ -51,17 +51,22 @@ fn check_key(key: &str) -> Result<(), String> {
 /// Whether `labels` match `sel`. An empty selector matches everything.
 /// A selector with an unknown operator matches nothing.
 pub fn matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    matches_with(sel, |k| labels.get(k).map(String::as_str))
+}
+
+/// [`matches`] for labels kept in any form: `get` returns a label's value.
+pub fn matches_with<'a>(sel: &LabelSelector, get: impl Fn(&str) -> Option<&'a str>) -> bool {
     for (k, v) in sel.match_labels.iter().flatten() {
-        if labels.get(k) != Some(v) {
+        if get(k) != Some(v.as_str()) {
             return false;
         }
     }
     for expr in sel.match_expressions.iter().flatten() {
         let values = expr.values.as_deref().unwrap_or_default();
-        let actual = labels.get(&expr.key);
+        let actual = get(&expr.key);
         let ok = match expr.operator.as_str() {
-            "In" => actual.is_some_and(|a| values.contains(a)),
-            "NotIn" => actual.is_none_or(|a| !values.contains(a)),
+            "In" => actual.is_some_and(|a| values.iter().any(|v| v == a)),
+            "NotIn" => actual.is_none_or(|a| !values.iter().any(|v| v == a)),
             "Exists" => actual.is_some(),
             "DoesNotExist" => actual.is_none(),
             _ => false,
@@ -71,6 +76,14 @@ pub fn matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
         }
     }
     true
+}
+
+/// [`matches_any`] for labels kept in any form: `get` returns a label's value.
+pub fn matches_any_with<'a>(
+    selectors: &[LabelSelector],
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> bool {
+    selectors.is_empty() || selectors.iter().any(|s| matches_with(s, &get))
 }
 
 /// Whether `labels` match any of `selectors`; an empty list matches everything.

@@ -25,8 +25,8 @@ use kube::api::ObjectMeta;
 use serde_json::json;
 
 use crate::allocator::{
-    ALLOCATED_FROM_POOL_ANNOTATION, Allocator, OutcomeState, ServiceKey, ServiceOutcome, Snapshot,
-    namespace_labels,
+    ALLOCATED_FROM_POOL_ANNOTATION, Allocator, LbService, OutcomeState, ServiceKey, ServiceOutcome,
+    Snapshot, namespace_labels,
 };
 
 /// Events kept in `events.yaml` in long-running mode (oldest dropped first).
@@ -165,7 +165,8 @@ impl Standalone {
 
         self.allocator.set_pools(&valid.ip_address_pools);
         let ns_labels = namespace_labels(&config.namespaces);
-        let snapshot = Snapshot::new(&config.services, &ns_labels);
+        let services: Vec<LbService> = config.services.iter().map(LbService::from).collect();
+        let snapshot = Snapshot::new(&services, &ns_labels);
         if !self.restored {
             let report = self.allocator.restore(snapshot);
             for (key, why) in &report.refused {

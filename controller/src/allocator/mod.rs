@@ -6,9 +6,12 @@
 //!
 //! ```no_run
 //! # use ferrolb_controller::allocator::*;
-//! # let pools = vec![]; let services = vec![]; let namespaces = NamespaceLabels::new();
+//! # let pools = vec![]; let objects: Vec<k8s_openapi::api::core::v1::Service> = vec![];
+//! # let namespaces = NamespaceLabels::new();
 //! let mut alloc = Allocator::new(); // or Allocator::with_load_balancer_class("name")
 //! alloc.set_pools(&pools);
+//! // Services are read once into their compact form; the objects can go.
+//! let services: Vec<LbService> = objects.iter().map(LbService::from).collect();
 //! let snapshot = Snapshot::new(&services, &namespaces);
 //! alloc.restore(snapshot); // at start: claim every Service's status IPs again
 //! for outcome in alloc.reconcile(snapshot) {
@@ -42,6 +45,9 @@
 //!
 //! # Cost
 //!
+//! A Service is held as an [`LbService`]: only the fields the rules read,
+//! parsed once (a few hundred bytes, not the whole object).
+//!
 //! Nothing enumerates a pool. Per pool and family the used addresses are kept as
 //! runs of *ordinals* (positions in the pool's address sequence), so the lowest
 //! free address is one ordered-map lookup; an IP → holders index serves sharing
@@ -70,6 +76,6 @@ pub use reconcile::{
 };
 pub use service::{
     ADDRESS_POOL_ANNOTATIONS, ALLOCATED_FROM_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATIONS,
-    LOAD_BALANCER_IPS_ANNOTATIONS, NotOurs, ServiceKey,
+    LOAD_BALANCER_IPS_ANNOTATIONS, Labels, LbService, NotOurs, ServiceKey,
 };
 pub use state::Allocator;

@@ -16,6 +16,7 @@ use ferrolb_config::selector;
 
 use super::intervals::IntervalSet;
 use super::reconcile::NAMESPACE_NAME_LABEL;
+use super::service::Labels;
 
 /// Index of a family in per-family arrays.
 pub(crate) fn fam_idx(f: Family) -> usize {
@@ -327,11 +328,7 @@ impl PoolIndex {
     /// Whether `serviceAllocation` lets a Service in `namespace` with these
     /// labels use the pool: every restriction given (namespaces, namespace
     /// selectors, service selectors) must be met; none given admits all.
-    pub(crate) fn admits(
-        &self,
-        namespace: &NsLabels<'_>,
-        service_labels: &BTreeMap<String, String>,
-    ) -> bool {
+    pub(crate) fn admits(&self, namespace: &NsLabels<'_>, service_labels: &Labels) -> bool {
         let Some(a) = self.allocation.as_ref().filter(|a| {
             !(a.namespaces.is_empty()
                 && a.namespace_selectors.is_empty()
@@ -342,7 +339,7 @@ impl PoolIndex {
         (a.namespaces.is_empty() || a.namespaces.iter().any(|n| n == namespace.name))
             && (a.namespace_selectors.is_empty()
                 || selector::matches_any(&a.namespace_selectors, namespace.labels()))
-            && selector::matches_any(&a.service_selectors, service_labels)
+            && selector::matches_any_with(&a.service_selectors, |k| service_labels.get(k))
     }
 
     /// Addresses in use: IPv4 count, IPv6 count.

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Service;
 use proptest::prelude::*;
 
 use super::service::ServiceView;
-use super::tests::{S, ip, no_ns, pool, svc};
+use super::tests::{S, ip, lbs, no_ns, pool, svc};
 use super::*;
 
 #[derive(Debug, Clone)]
@@ -308,7 +308,7 @@ proptest! {
         let mut a = Allocator::new();
         a.set_pools(&build_pools(&pools1));
         let services = build_services(&specs);
-        let out = a.reconcile(Snapshot::new(&services, no_ns()));
+        let out = a.reconcile(Snapshot::new(&lbs(&services), no_ns()));
         check_invariants(&a, &out)?;
 
         // Pools change, some Services change or go away, new ones come.
@@ -327,13 +327,13 @@ proptest! {
             })
             .collect();
         next.extend(edits.iter().enumerate().map(|(i, e)| build_service(100 + i, e)));
-        let out = a.reconcile(Snapshot::new(&next, no_ns()));
+        let out = a.reconcile(Snapshot::new(&lbs(&next), no_ns()));
         check_invariants(&a, &out)?;
 
         // One-by-one decisions keep the invariant too.
         let mut last = Vec::new();
         for s in &next {
-            last.push(a.allocate(s, &BTreeMap::new()));
+            last.push(a.allocate(&LbService::from(s), &BTreeMap::new()));
             check_invariants(&a, &last)?;
         }
     }
@@ -349,7 +349,7 @@ proptest! {
         let run = |list: &[Service]| {
             let mut a = Allocator::new();
             a.set_pools(&pools);
-            a.reconcile(Snapshot::new(list, no_ns()))
+            a.reconcile(Snapshot::new(&lbs(list), no_ns()))
         };
         let first = run(&services);
         prop_assert_eq!(&first, &run(&services));
@@ -372,18 +372,18 @@ proptest! {
         let services = build_services(&specs);
         let mut a = Allocator::new();
         a.set_pools(&pools);
-        let out = a.reconcile(Snapshot::new(&services, no_ns()));
+        let out = a.reconcile(Snapshot::new(&lbs(&services), no_ns()));
         let written = write_all(&services, &out);
 
         let mut b = Allocator::new();
         b.set_pools(&pools);
-        let report = b.restore(Snapshot::new(&written, no_ns()));
+        let report = b.restore(Snapshot::new(&lbs(&written), no_ns()));
         prop_assert!(report.refused.is_empty(), "{:?}", report.refused);
         prop_assert_eq!(
             report.claimed,
             out.iter().filter(|o| !o.ips.is_empty()).count()
         );
-        let again = b.reconcile(Snapshot::new(&written, no_ns()));
+        let again = b.reconcile(Snapshot::new(&lbs(&written), no_ns()));
         prop_assert_eq!(summary(&out), summary(&again));
         for o in &again {
             if !o.ips.is_empty() {
@@ -450,7 +450,7 @@ proptest! {
             .map(|(i, (k, ports, local))| sharer(i, *k, *ports, *local))
             .collect();
         for s in &services {
-            a.allocate(s, &BTreeMap::new());
+            a.allocate(&LbService::from(s), &BTreeMap::new());
         }
         for (s, g) in services.iter().zip(&gone) {
             if *g {
@@ -461,8 +461,9 @@ proptest! {
         check_invariants(&a, &out)?;
         for (i, (k, ports, local)) in probes.iter().enumerate() {
             let probe = sharer(900 + i, *k, *ports, *local);
+            let probe = LbService::from(&probe);
             let view = ServiceView::read(&probe, None);
-            let share = &view.request.as_ref().expect("valid request").share;
+            let share = &view.request().expect("valid request").share;
             for f in [Family::V4, Family::V6] {
                 prop_assert_eq!(
                     a.find_for_test(0, f, share),

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::Namespace;
 
 use super::events::{Event, Invalid, PendingReason, ReleaseCause};
 use super::pool_index::NsLabels;
-use super::service::{ALLOCATED_FROM_POOL_ANNOTATION, ServiceKey, ServiceView};
+use super::service::{LbService, ServiceKey, ServiceView};
 use super::state::{Allocator, Known, Record};
 
 /// IPs a Service holds and their pool.
@@ -39,15 +39,24 @@ pub fn namespace_labels(namespaces: &[Namespace]) -> NamespaceLabels {
 
 /// Everything a whole-snapshot operation reads: all Services (any type; the
 /// allocator picks its own) and the labels of their Namespaces. Pools are set
-/// separately with [`Allocator::set_pools`].
-#[derive(Debug, Clone, Copy)]
-pub struct Snapshot<'a> {
-    pub services: &'a [Service],
+/// separately with [`Allocator::set_pools`]. The Services may be held in any
+/// way that lends an [`LbService`] (`LbService` itself, `Arc<LbService>`, …).
+#[derive(Debug)]
+pub struct Snapshot<'a, S = LbService> {
+    pub services: &'a [S],
     pub namespaces: &'a NamespaceLabels,
 }
 
-impl<'a> Snapshot<'a> {
-    pub fn new(services: &'a [Service], namespaces: &'a NamespaceLabels) -> Snapshot<'a> {
+impl<S> Clone for Snapshot<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for Snapshot<'_, S> {}
+
+impl<'a, S: AsRef<LbService>> Snapshot<'a, S> {
+    pub fn new(services: &'a [S], namespaces: &'a NamespaceLabels) -> Snapshot<'a, S> {
         Snapshot {
             services,
             namespaces,
@@ -106,22 +115,14 @@ pub struct RestoreReport {
     pub refused: Vec<(ServiceKey, String)>,
 }
 
-fn status_pool(svc: &Service) -> Option<&str> {
-    svc.metadata
-        .annotations
-        .as_ref()?
-        .get(ALLOCATED_FROM_POOL_ANNOTATION)
-        .map(String::as_str)
-}
-
 /// Whether writing `ips`/`pool` changes the Service.
-fn differs(view: &ServiceView<'_>, svc: &Service, ips: &[IpAddr], pool: Option<&str>) -> bool {
+fn differs(view: &ServiceView<'_>, ips: &[IpAddr], pool: Option<&str>) -> bool {
     // Status IPs are deduplicated when read, and `ips` never repeat.
-    let same_ips = match &view.status {
+    let same_ips = match view.status() {
         Ok(have) => have.len() == ips.len() && ips.iter().all(|ip| have.contains(ip)),
         Err(_) => false,
     };
-    !same_ips || status_pool(svc) != pool
+    !same_ips || view.svc.pool_annotation() != pool
 }
 
 /// The namespace of each of `namespaces_of` (by position); each namespace's
@@ -155,29 +156,35 @@ impl<'n> NsTable<'n> {
 }
 
 impl Allocator {
-    fn read<'s>(&self, svc: &'s Service) -> ServiceView<'s> {
+    fn read<'s>(&self, svc: &'s LbService) -> ServiceView<'s> {
         ServiceView::read(svc, self.class.as_deref())
+    }
+
+    /// Whether this allocator handles the Service (type LoadBalancer, the
+    /// configured class, not being deleted).
+    pub fn handles(&self, svc: &LbService) -> bool {
+        svc.not_ours(self.class.as_deref()).is_none()
     }
 
     /// Step 1 for a Service holding IPs: keep them if still valid, else release
     /// them and say why.
     fn revalidate(&mut self, view: &ServiceView<'_>, ns: &NsLabels<'_>, events: &mut Vec<Event>) {
-        let Some(old) = self.record(&view.key) else {
+        let Some(old) = self.record(view.key) else {
             return;
         };
         // Checked in place: conflicts never count the Service itself.
-        let checked = match &view.request {
+        let checked = match view.request() {
             Ok(req) => self.check_existing(view, req, ns, &old.ips, Some(&*old.pool), false),
             Err(_) => Err(Invalid::BadRequest),
         };
         match checked {
             Ok(rec) if rec == *old => {}
             Ok(rec) => {
-                self.uncommit(&view.key);
-                self.commit(&view.key, rec);
+                self.uncommit(view.key);
+                self.commit(view.key, rec);
             }
             Err(why) => {
-                if let Some(old) = self.uncommit(&view.key) {
+                if let Some(old) = self.uncommit(view.key) {
                     events.push(Event::invalidated(&old.ips, &why));
                 }
             }
@@ -191,15 +198,15 @@ impl Allocator {
         view: &ServiceView<'_>,
         ns: &NsLabels<'_>,
     ) -> Result<Option<Holding>, Invalid> {
-        let ips = match &view.status {
-            Ok(ips) if ips.is_empty() => return Ok(None),
+        let ips = match view.status() {
+            Ok([]) => return Ok(None),
             Ok(ips) => ips,
-            Err(m) => return Err(Invalid::BadStatus(m.clone())),
+            Err(m) => return Err(Invalid::BadStatus(m.to_string())),
         };
-        let req = view.request.as_ref().map_err(|_| Invalid::BadRequest)?;
+        let req = view.request().map_err(|_| Invalid::BadRequest)?;
         let rec = self.check_existing(view, req, ns, ips, None, true)?;
         let held = (rec.ips.clone(), rec.pool.clone());
-        self.commit(&view.key, rec);
+        self.commit(view.key, rec);
         Ok(Some(held))
     }
 
@@ -210,20 +217,19 @@ impl Allocator {
         ns: &NsLabels<'_>,
         events: &mut Vec<Event>,
     ) -> Held {
-        let previous = self.services.remove(&view.key);
+        let previous = self.services.remove(view.key);
         if let Some(Known::Lost(why)) = &previous {
-            let ips = view.status.clone().unwrap_or_default();
-            events.push(Event::invalidated(&ips, why));
+            events.push(Event::invalidated(view.status().unwrap_or_default(), why));
         }
-        let found = match &view.request {
+        let found = match view.request() {
             Ok(req) => self.find_new(view, req, ns),
-            Err(m) => Err(PendingReason::InvalidRequest(m.clone())),
+            Err(m) => Err(PendingReason::InvalidRequest(m.to_string())),
         };
         match found {
             Ok(rec) => {
                 events.push(Event::allocated(&rec.ips, &rec.pool));
                 let held = (rec.ips.clone(), rec.pool.clone());
-                self.commit(&view.key, rec);
+                self.commit(view.key, rec);
                 Ok(held)
             }
             Err(reason) => {
@@ -244,20 +250,14 @@ impl Allocator {
         self.record(key).map(|r| (r.ips.clone(), r.pool.clone()))
     }
 
-    fn outcome(
-        &self,
-        view: &ServiceView<'_>,
-        svc: &Service,
-        result: Held,
-        events: Vec<Event>,
-    ) -> ServiceOutcome {
+    fn outcome(&self, view: &ServiceView<'_>, result: Held, events: Vec<Event>) -> ServiceOutcome {
         let (ips, pool, state) = match result {
             Ok((ips, pool)) => (ips, Some(pool.to_string()), OutcomeState::Assigned),
             Err(reason) => (Vec::new(), None, OutcomeState::Pending(reason)),
         };
         ServiceOutcome {
             service: view.key.clone(),
-            changed: differs(view, svc, &ips, pool.as_deref()),
+            changed: differs(view, &ips, pool.as_deref()),
             ips,
             pool,
             state,
@@ -270,7 +270,7 @@ impl Allocator {
         &mut self,
         key: &ServiceKey,
         cause: ReleaseCause,
-        svc: Option<&Service>,
+        svc: Option<&LbService>,
     ) -> Option<ServiceOutcome> {
         let rec: Option<Record> = self.uncommit(key);
         self.services.remove(key);
@@ -278,9 +278,8 @@ impl Allocator {
         let changed = match svc {
             None => true,
             Some(svc) => {
-                let view = self.read(svc);
-                let status = view.status.unwrap_or_default();
-                status.iter().any(|ip| rec.ips.contains(ip)) || status_pool(svc).is_some()
+                svc.status_ips().iter().any(|ip| rec.ips.contains(ip))
+                    || svc.pool_annotation().is_some()
             }
         };
         Some(ServiceOutcome {
@@ -305,23 +304,20 @@ impl Allocator {
     /// (pool edited while the controller was down, …) are not claimed. Only
     /// Services the allocator does not know yet are read. Call
     /// [`set_pools`](Allocator::set_pools) first.
-    pub fn restore(&mut self, snapshot: Snapshot<'_>) -> RestoreReport {
+    pub fn restore<S: AsRef<LbService>>(&mut self, snapshot: Snapshot<'_, S>) -> RestoreReport {
         let mut report = RestoreReport::default();
         let mut views: Vec<ServiceView<'_>> = snapshot
             .services
             .iter()
-            .map(|s| self.read(s))
-            .filter(|v| v.not_ours.is_none() && !self.services.contains_key(&v.key))
+            .map(|s| self.read(s.as_ref()))
+            .filter(|v| v.not_ours.is_none() && !self.services.contains_key(v.key))
             .collect();
         views.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
-        let labels = NsTable::new(
-            snapshot.namespaces,
-            views.iter().map(|v| v.key.namespace.as_str()),
-        );
+        let labels = NsTable::new(snapshot.namespaces, views.iter().map(|v| &*v.key.namespace));
         let mut seen: HashSet<&ServiceKey> = HashSet::with_capacity(views.len());
         for (i, view) in views.iter().enumerate() {
             // A duplicate key in the snapshot: the first (oldest) one counts.
-            if !seen.insert(&view.key) {
+            if !seen.insert(view.key) {
                 continue;
             }
             match self.claim_status(view, labels.get(i)) {
@@ -342,13 +338,13 @@ impl Allocator {
     /// released. `namespace_labels` are its Namespace's labels.
     pub fn allocate(
         &mut self,
-        service: &Service,
+        service: &LbService,
         namespace_labels: &BTreeMap<String, String>,
     ) -> ServiceOutcome {
         let view = self.read(service);
         if let Some(why) = &view.not_ours {
             return self
-                .release_with(&view.key, ReleaseCause::NotOurs(why.clone()), Some(service))
+                .release_with(view.key, ReleaseCause::NotOurs(why.clone()), Some(service))
                 .unwrap_or_else(|| ServiceOutcome {
                     service: view.key.clone(),
                     ips: Vec::new(),
@@ -360,10 +356,10 @@ impl Allocator {
         }
         let ns = NsLabels::new(&view.key.namespace, Some(namespace_labels));
         let mut events = Vec::new();
-        let result = match self.services.get(&view.key) {
+        let result = match self.services.get(view.key) {
             Some(Known::Assigned(_)) => {
                 self.revalidate(&view, &ns, &mut events);
-                match self.held(&view.key) {
+                match self.held(view.key) {
                     Some(held) => Ok(held),
                     None => self.allocate_fresh(&view, &ns, &mut events),
                 }
@@ -373,13 +369,12 @@ impl Allocator {
                 Ok(Some(held)) => Ok(held),
                 Ok(None) => self.allocate_fresh(&view, &ns, &mut events),
                 Err(why) => {
-                    let ips = view.status.clone().unwrap_or_default();
-                    events.push(Event::invalidated(&ips, &why));
+                    events.push(Event::invalidated(view.status().unwrap_or_default(), &why));
                     self.allocate_fresh(&view, &ns, &mut events)
                 }
             },
         };
-        self.outcome(&view, service, result, events)
+        self.outcome(&view, result, events)
     }
 
     /// Reconciles a whole snapshot and says what to do with each Service:
@@ -395,27 +390,43 @@ impl Allocator {
     /// namespace/name, so the same input always gives the same result. Outcomes
     /// list released Services first (by key), then every Service of ours in
     /// that order. Of duplicate keys in the snapshot only the first counts.
-    pub fn reconcile(&mut self, snapshot: Snapshot<'_>) -> Vec<ServiceOutcome> {
-        let mut views: Vec<(ServiceView<'_>, &Service)> = snapshot
+    pub fn reconcile<S: AsRef<LbService>>(
+        &mut self,
+        snapshot: Snapshot<'_, S>,
+    ) -> Vec<ServiceOutcome> {
+        let mut outcomes = Vec::new();
+        self.reconcile_each(snapshot, |o| outcomes.push(o));
+        outcomes
+    }
+
+    /// [`reconcile`](Allocator::reconcile), handing each outcome to `each` as
+    /// it is decided (in the same order) instead of collecting them all: a
+    /// caller that keeps only some of them (those to write) saves the memory
+    /// of one outcome per Service.
+    pub fn reconcile_each<S: AsRef<LbService>>(
+        &mut self,
+        snapshot: Snapshot<'_, S>,
+        mut each: impl FnMut(ServiceOutcome),
+    ) {
+        let mut views: Vec<ServiceView<'_>> = snapshot
             .services
             .iter()
-            .map(|s| (self.read(s), s))
+            .map(|s| self.read(s.as_ref()))
             .collect();
-        let mut outcomes = Vec::new();
 
         // 1. Release what is gone or no longer ours (and drop duplicate keys).
         let mut duplicate = vec![false; views.len()];
         let mut stale: Vec<(ServiceKey, Option<usize>)> = {
             let mut present: HashMap<&ServiceKey, usize> = HashMap::with_capacity(views.len());
-            for (i, (v, _)) in views.iter().enumerate() {
-                if *present.entry(&v.key).or_insert(i) != i {
+            for (i, v) in views.iter().enumerate() {
+                if *present.entry(v.key).or_insert(i) != i {
                     duplicate[i] = true;
                 }
             }
             self.services
                 .keys()
                 .map(|k| (k, present.get(k).copied()))
-                .filter(|(_, i)| i.is_none_or(|i| views[i].0.not_ours.is_some()))
+                .filter(|(_, i)| i.is_none_or(|i| views[i].not_ours.is_some()))
                 .map(|(k, i)| (k.clone(), i))
                 .collect()
         };
@@ -423,52 +434,47 @@ impl Allocator {
         for (key, idx) in stale {
             let (cause, svc) = match idx {
                 Some(i) => (
-                    ReleaseCause::NotOurs(views[i].0.not_ours.clone().expect("filtered")),
-                    Some(views[i].1),
+                    ReleaseCause::NotOurs(views[i].not_ours.clone().expect("filtered")),
+                    Some(views[i].svc),
                 ),
                 None => (ReleaseCause::Deleted, None),
             };
             if let Some(o) = self.release_with(&key, cause, svc) {
-                outcomes.push(o);
+                each(o);
             }
         }
         let mut i = 0;
-        views.retain(|(v, _)| {
+        views.retain(|v| {
             i += 1;
             v.not_ours.is_none() && !duplicate[i - 1]
         });
+        drop(duplicate);
         let mut ours = views;
-        ours.sort_by(|a, b| a.0.order_key().cmp(&b.0.order_key()));
-        let labels = NsTable::new(
-            snapshot.namespaces,
-            ours.iter().map(|(v, _)| v.key.namespace.as_str()),
-        );
+        ours.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+        let labels = NsTable::new(snapshot.namespaces, ours.iter().map(|v| &*v.key.namespace));
         let mut events: Vec<Vec<Event>> = vec![Vec::new(); ours.len()];
 
         // 2. Keep valid assignments.
-        for (i, (view, _)) in ours.iter().enumerate() {
+        for (i, view) in ours.iter().enumerate() {
             self.revalidate(view, labels.get(i), &mut events[i]);
         }
         // 3. Claim the status of Services never seen.
-        for (i, (view, _)) in ours.iter().enumerate() {
-            if !events[i].is_empty() || self.services.contains_key(&view.key) {
+        for (i, view) in ours.iter().enumerate() {
+            if !events[i].is_empty() || self.services.contains_key(view.key) {
                 continue;
             }
             if let Err(why) = self.claim_status(view, labels.get(i)) {
-                let ips = view.status.clone().unwrap_or_default();
-                events[i].push(Event::invalidated(&ips, &why));
+                events[i].push(Event::invalidated(view.status().unwrap_or_default(), &why));
             }
         }
         // 4. Allocate the rest.
-        outcomes.reserve(ours.len());
-        for (i, (view, svc)) in ours.iter().enumerate() {
+        for (i, view) in ours.iter().enumerate() {
             let mut ev = std::mem::take(&mut events[i]);
-            let result = match self.held(&view.key) {
+            let result = match self.held(view.key) {
                 Some(held) => Ok(held),
                 None => self.allocate_fresh(view, labels.get(i), &mut ev),
             };
-            outcomes.push(self.outcome(view, svc, result, ev));
+            each(self.outcome(view, result, ev));
         }
-        outcomes
     }
 }

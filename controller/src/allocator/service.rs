@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
 
 use ferrolb_config::addr::Family;
-use std::sync::{Arc, LazyLock};
 
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::jiff::Timestamp;
@@ -38,14 +38,15 @@ pub const ALLOW_SHARED_IP_ANNOTATIONS: [&str; 3] = [
 pub const ALLOCATED_FROM_POOL_ANNOTATION: &str = "ferrolb.io/ip-allocated-from-pool";
 
 /// A Service's identity: namespace and name. Displays as `namespace/name`.
+/// Cheap to clone (the strings are shared).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl ServiceKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> ServiceKey {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> ServiceKey {
         ServiceKey {
             namespace: namespace.into(),
             name: name.into(),
@@ -55,11 +56,8 @@ impl ServiceKey {
     /// The key of a Service object; a Service without a namespace is in `default`.
     pub fn of(svc: &Service) -> ServiceKey {
         ServiceKey::new(
-            svc.metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".to_string()),
-            svc.metadata.name.clone().unwrap_or_default(),
+            svc.metadata.namespace.as_deref().unwrap_or("default"),
+            svc.metadata.name.as_deref().unwrap_or_default(),
         )
     }
 }
@@ -118,16 +116,46 @@ impl fmt::Display for Policy {
     }
 }
 
+/// The families a Service wants, in its order: one, or two different ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Families {
+    list: [Family; 2],
+    len: u8,
+}
+
+impl Families {
+    fn one(f: Family) -> Families {
+        Families {
+            list: [f, other(f)],
+            len: 1,
+        }
+    }
+
+    fn two(first: Family) -> Families {
+        Families {
+            list: [first, other(first)],
+            len: 2,
+        }
+    }
+}
+
+impl std::ops::Deref for Families {
+    type Target = [Family];
+    fn deref(&self) -> &[Family] {
+        &self.list[..self.len as usize]
+    }
+}
+
 /// What a Service asks of the allocator, parsed and checked.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Request {
     pub(crate) policy: Policy,
     /// Families in the Service's order: one for SingleStack, two otherwise.
-    pub(crate) families: Vec<Family>,
+    pub(crate) families: Families,
     /// Requested IPs, in family order; empty when none are requested.
-    pub(crate) ips: Vec<IpAddr>,
+    pub(crate) ips: Box<[IpAddr]>,
     /// The requested pool, if any.
-    pub(crate) pool: Option<String>,
+    pub(crate) pool: Option<Box<str>>,
     pub(crate) share: Arc<ShareInfo>,
 }
 
@@ -141,21 +169,216 @@ impl Request {
     }
 }
 
-/// A Service read for the allocator.
-#[derive(Debug, Clone)]
-pub(crate) struct ServiceView<'a> {
-    pub(crate) key: ServiceKey,
-    pub(crate) created: Option<Timestamp>,
-    pub(crate) labels: &'a BTreeMap<String, String>,
-    /// None when the Service is ours.
-    pub(crate) not_ours: Option<NotOurs>,
-    /// The request, or why it is malformed.
-    pub(crate) request: Result<Request, String>,
-    /// IPs in `status.loadBalancer.ingress`, or why they do not parse.
-    pub(crate) status: Result<Vec<IpAddr>, String>,
+/// `spec.type`, as far as the allocator cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SvcType {
+    LoadBalancer,
+    /// Another type (None when unset, which means ClusterIP).
+    Other(Option<Box<str>>),
 }
 
-static EMPTY_LABELS: BTreeMap<String, String> = BTreeMap::new();
+/// String pairs sorted by key, stored back to back in one string with their
+/// end offsets: two allocations however many pairs (labels are read for
+/// `serviceSelectors` only, and a cluster can hold many Services).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Labels {
+    text: Box<str>,
+    /// End offset in `text` of each key, then of its value, pair after pair.
+    ends: Box<[u32]>,
+}
+
+impl Labels {
+    /// From pairs sorted by key (a `BTreeMap`). Text beyond 4 GiB in total
+    /// is not kept (nothing real comes close).
+    pub fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
+        let mut text = String::new();
+        let mut ends = Vec::new();
+        for (k, v) in pairs {
+            let Ok(end) = u32::try_from(text.len() + k.len() + v.len()) else {
+                break;
+            };
+            text.push_str(k);
+            ends.push(end - v.len() as u32);
+            text.push_str(v);
+            ends.push(end);
+        }
+        Labels {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len() / 2
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn pair(&self, i: usize) -> (&str, &str) {
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[2 * i - 1] as usize
+        };
+        let mid = self.ends[2 * i] as usize;
+        let end = self.ends[2 * i + 1] as usize;
+        (&self.text[start..mid], &self.text[mid..end])
+    }
+
+    /// The value of label `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let (k, v) = self.pair(mid);
+            match k.cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(v),
+            }
+        }
+        None
+    }
+
+    /// The pairs in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        (0..self.len()).map(|i| self.pair(i))
+    }
+}
+
+impl From<&BTreeMap<String, String>> for Labels {
+    fn from(map: &BTreeMap<String, String>) -> Labels {
+        Labels::from_sorted(map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// A Service reduced to what the allocator reads, parsed once when it is
+/// read: identity, creation time, type and class, labels, the request (IPs,
+/// pool, families, sharing key with ports and backend), the IPs in its status
+/// and the pool annotation. Build one with [`LbService::from`] a `Service`;
+/// the full object need not be kept. A cluster's cache holds these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LbService {
+    pub key: ServiceKey,
+    /// `metadata.uid` (Events about the Service point at it).
+    pub uid: Option<Box<str>>,
+    created: Option<Timestamp>,
+    deleting: bool,
+    type_: SvcType,
+    class: Option<Box<str>>,
+    labels: Labels,
+    /// The request, or why it is malformed; parsed for LoadBalancer
+    /// Services only (an empty error otherwise).
+    request: Result<Request, Box<str>>,
+    /// IPs in `status.loadBalancer.ingress`, or why they do not parse.
+    status: Result<Box<[IpAddr]>, Box<str>>,
+    /// The `ferrolb.io/ip-allocated-from-pool` annotation.
+    pool_annotation: Option<Box<str>>,
+}
+
+impl AsRef<LbService> for LbService {
+    fn as_ref(&self) -> &LbService {
+        self
+    }
+}
+
+impl From<&Service> for LbService {
+    fn from(svc: &Service) -> LbService {
+        let spec = spec_of(svc);
+        let deleting = svc.metadata.deletion_timestamp.is_some();
+        let type_ = match spec.type_.as_deref() {
+            Some("LoadBalancer") => SvcType::LoadBalancer,
+            other => SvcType::Other(other.map(Into::into)),
+        };
+        let mut out = LbService {
+            key: ServiceKey::of(svc),
+            uid: svc.metadata.uid.as_deref().map(Into::into),
+            created: svc.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            deleting,
+            request: if !deleting && type_ == SvcType::LoadBalancer {
+                parse_request(svc).map_err(Into::into)
+            } else {
+                Err("".into())
+            },
+            type_,
+            class: spec.load_balancer_class.as_deref().map(Into::into),
+            labels: svc
+                .metadata
+                .labels
+                .as_ref()
+                .map(Labels::from)
+                .unwrap_or_default(),
+            status: Ok(Box::new([])),
+            pool_annotation: None,
+        };
+        out.set_status_from(svc);
+        out
+    }
+}
+
+impl LbService {
+    /// Takes the status IPs and the pool annotation from `svc` (standalone
+    /// mode overlays the previous run's results this way).
+    pub fn set_status_from(&mut self, svc: &Service) {
+        self.status = status_ips(svc)
+            .map(Vec::into_boxed_slice)
+            .map_err(Into::into);
+        self.pool_annotation = svc
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ALLOCATED_FROM_POOL_ANNOTATION))
+            .map(|p| p.as_str().into());
+    }
+
+    /// The IPs in `status.loadBalancer.ingress` (empty when they do not parse).
+    pub fn status_ips(&self) -> &[IpAddr] {
+        self.status.as_deref().unwrap_or_default()
+    }
+
+    /// The `ferrolb.io/ip-allocated-from-pool` annotation.
+    pub fn pool_annotation(&self) -> Option<&str> {
+        self.pool_annotation.as_deref()
+    }
+
+    /// Why an allocator for `class` does not handle this Service; None when it does.
+    pub fn not_ours(&self, class: Option<&str>) -> Option<NotOurs> {
+        if self.deleting {
+            Some(NotOurs::Deleting)
+        } else if let SvcType::Other(t) = &self.type_ {
+            Some(NotOurs::NotLoadBalancer(t.as_deref().map(str::to_string)))
+        } else if self.class.as_deref() != class {
+            Some(NotOurs::OtherClass(
+                self.class.as_deref().map(str::to_string),
+            ))
+        } else {
+            None
+        }
+    }
+
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+}
+
+/// A Service read for the allocator: the compact Service and whether this
+/// allocator handles it.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceView<'a> {
+    pub(crate) svc: &'a LbService,
+    pub(crate) key: &'a ServiceKey,
+    /// None when the Service is ours.
+    pub(crate) not_ours: Option<NotOurs>,
+}
+
 static EMPTY_SPEC: LazyLock<ServiceSpec> = LazyLock::new(ServiceSpec::default);
 
 fn spec_of(svc: &Service) -> &ServiceSpec {
@@ -163,34 +386,29 @@ fn spec_of(svc: &Service) -> &ServiceSpec {
 }
 
 impl<'a> ServiceView<'a> {
-    pub(crate) fn read(svc: &'a Service, class: Option<&str>) -> ServiceView<'a> {
-        let spec = spec_of(svc);
-        let not_ours = if svc.metadata.deletion_timestamp.is_some() {
-            Some(NotOurs::Deleting)
-        } else if spec.type_.as_deref() != Some("LoadBalancer") {
-            Some(NotOurs::NotLoadBalancer(spec.type_.clone()))
-        } else if spec.load_balancer_class.as_deref() != class {
-            Some(NotOurs::OtherClass(spec.load_balancer_class.clone()))
-        } else {
-            None
-        };
+    pub(crate) fn read(svc: &'a LbService, class: Option<&str>) -> ServiceView<'a> {
         ServiceView {
-            key: ServiceKey::of(svc),
-            created: svc.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            labels: svc.metadata.labels.as_ref().unwrap_or(&EMPTY_LABELS),
-            request: if not_ours.is_none() {
-                parse_request(svc)
-            } else {
-                Err(String::new())
-            },
-            not_ours,
-            status: status_ips(svc),
+            svc,
+            key: &svc.key,
+            not_ours: svc.not_ours(class),
         }
     }
 
+    pub(crate) fn labels(&self) -> &'a Labels {
+        &self.svc.labels
+    }
+
+    pub(crate) fn request(&self) -> Result<&'a Request, &'a str> {
+        self.svc.request.as_ref().map_err(|e| &**e)
+    }
+
+    pub(crate) fn status(&self) -> Result<&'a [IpAddr], &'a str> {
+        self.svc.status.as_deref().map_err(|e| &**e)
+    }
+
     /// The allocation order: creationTimestamp (missing first), then namespace/name.
-    pub(crate) fn order_key(&self) -> (Option<Timestamp>, &ServiceKey) {
-        (self.created, &self.key)
+    pub(crate) fn order_key(&self) -> (Option<Timestamp>, &'a ServiceKey) {
+        (self.svc.created, self.key)
     }
 }
 
@@ -225,6 +443,9 @@ fn list(ips: &[IpAddr]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// The rules of a Service that does not allow sharing (most of them), shared.
+static NO_SHARING: LazyLock<Arc<ShareInfo>> = LazyLock::new(|| Arc::new(ShareInfo::none()));
 
 fn parse_request(svc: &Service) -> Result<Request, String> {
     let spec = spec_of(svc);
@@ -286,7 +507,7 @@ fn parse_request(svc: &Service) -> Result<Request, String> {
     }
 
     // Families wanted, in order.
-    let families: Vec<Family> = match policy {
+    let families = match policy {
         Policy::Single => {
             let first = match (declared.first(), ips.first()) {
                 (Some(f), _) => *f,
@@ -294,11 +515,10 @@ fn parse_request(svc: &Service) -> Result<Request, String> {
                 (None, Some(ip)) => Family::of(ip),
                 (None, None) => Family::V4,
             };
-            vec![first]
+            Families::one(first)
         }
         Policy::PreferDual | Policy::RequireDual => {
-            let first = declared.first().copied().unwrap_or(Family::V4);
-            vec![first, other(first)]
+            Families::two(declared.first().copied().unwrap_or(Family::V4))
         }
     };
     if !ips.is_empty() {
@@ -326,22 +546,23 @@ fn parse_request(svc: &Service) -> Result<Request, String> {
         }
     }
 
-    let pool = annotation(svc, &ADDRESS_POOL_ANNOTATIONS).map(|(_, v)| v.to_string());
-    let share = Arc::new(ShareInfo::of(
-        svc,
-        annotation(svc, &ALLOW_SHARED_IP_ANNOTATIONS).map(|(_, v)| v.to_string()),
-    ));
-    let mut req = Request {
+    let pool = annotation(svc, &ADDRESS_POOL_ANNOTATIONS).map(|(_, v)| v.into());
+    let share = match annotation(svc, &ALLOW_SHARED_IP_ANNOTATIONS) {
+        Some((_, key)) => Arc::new(ShareInfo::of(svc, Some(key.to_string()))),
+        None => NO_SHARING.clone(),
+    };
+    let req = Request {
         policy,
         families,
-        ips,
+        ips: Box::new([]),
         pool,
         share,
     };
-    let mut ips = std::mem::take(&mut req.ips);
     req.in_family_order(&mut ips);
-    req.ips = ips;
-    Ok(req)
+    Ok(Request {
+        ips: ips.into_boxed_slice(),
+        ..req
+    })
 }
 
 fn status_ips(svc: &Service) -> Result<Vec<IpAddr>, String> {
@@ -362,4 +583,33 @@ fn status_ips(svc: &Service) -> Result<Vec<IpAddr>, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_kept_compactly_and_found() {
+        let map: BTreeMap<String, String> = [("app", "web"), ("", "empty-key"), ("tier", "")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let l = Labels::from(&map);
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.get("app"), Some("web"));
+        assert_eq!(l.get(""), Some("empty-key"));
+        assert_eq!(l.get("tier"), Some(""));
+        assert_eq!(l.get("ap"), None);
+        assert_eq!(l.get("zzz"), None);
+        let back: Vec<(&str, &str)> = l.iter().collect();
+        assert_eq!(
+            back,
+            map.iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>()
+        );
+        assert!(Labels::default().is_empty());
+        assert_eq!(Labels::default().get("app"), None);
+    }
 }

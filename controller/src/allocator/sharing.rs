@@ -79,6 +79,16 @@ fn first_common<'a, T: Ord>(a: &'a [T], b: &[T]) -> Option<&'a T> {
 }
 
 impl ShareInfo {
+    /// The rules of a Service without a sharing key: it shares with nobody, so
+    /// its ports and backend never matter.
+    pub(crate) fn none() -> ShareInfo {
+        ShareInfo {
+            key: None,
+            ports: Vec::new(),
+            backend: Backend::Cluster,
+        }
+    }
+
     pub(crate) fn of(svc: &Service, key: Option<String>) -> ShareInfo {
         let spec = svc.spec.as_ref();
         let mut ports: Vec<(i32, Proto)> = spec

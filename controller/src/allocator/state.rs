@@ -276,13 +276,13 @@ impl Allocator {
                     }
                     None => Locate::NotCovered(*other),
                 }
-            } else if let Some(wanted) = req.pool.as_ref().filter(|w| w.as_str() != &*pool.name) {
+            } else if let Some(wanted) = req.pool.as_deref().filter(|w| *w != &*pool.name) {
                 Locate::Unusable {
                     ip: first,
                     pool: pool.name.to_string(),
-                    why: Unusable::OtherPoolRequested(wanted.clone()),
+                    why: Unusable::OtherPoolRequested(wanted.to_string()),
                 }
-            } else if !pool.admits(ns, view.labels) {
+            } else if !pool.admits(ns, view.labels()) {
                 Locate::Unusable {
                     ip: first,
                     pool: pool.name.to_string(),
@@ -340,9 +340,9 @@ impl Allocator {
                 req.policy
             )));
         }
-        if !req.ips.is_empty() && req.ips != ips {
+        if !req.ips.is_empty() && *req.ips != *ips {
             return Err(Invalid::NotRequested {
-                requested: req.ips.clone(),
+                requested: req.ips.to_vec(),
             });
         }
         let p = self
@@ -362,7 +362,7 @@ impl Allocator {
                 Locate::Split(pools) => Invalid::Split { pools },
             })?;
         for ip in &ips {
-            if let Some((holder, why)) = self.conflict(&view.key, &req.share, ip) {
+            if let Some((holder, why)) = self.conflict(view.key, &req.share, ip) {
                 return Err(Invalid::InUse {
                     ip: *ip,
                     holder,
@@ -561,7 +561,7 @@ impl Allocator {
                     Locate::Split(pools) => PendingReason::RequestedIpsSplit { pools },
                 })?;
             for ip in &req.ips {
-                if let Some((holder, why)) = self.conflict(&view.key, &req.share, ip) {
+                if let Some((holder, why)) = self.conflict(view.key, &req.share, ip) {
                     return Err(PendingReason::RequestedIpInUse {
                         ip: *ip,
                         holder,
@@ -570,7 +570,7 @@ impl Allocator {
                 }
             }
             return Ok(Record {
-                ips: req.ips.clone(),
+                ips: req.ips.to_vec(),
                 pool: self.pools[p].name.clone(),
                 share: req.share.clone(),
             });
@@ -578,9 +578,13 @@ impl Allocator {
         if let Some(name) = &req.pool {
             let p = self
                 .pool_by_name(name)
-                .ok_or_else(|| PendingReason::UnknownPool { pool: name.clone() })?;
-            if !self.pools[p].admits(ns, view.labels) {
-                return Err(PendingReason::PoolDoesNotAdmit { pool: name.clone() });
+                .ok_or_else(|| PendingReason::UnknownPool {
+                    pool: name.to_string(),
+                })?;
+            if !self.pools[p].admits(ns, view.labels()) {
+                return Err(PendingReason::PoolDoesNotAdmit {
+                    pool: name.to_string(),
+                });
             }
             return self.choose(req, &[p], true);
         }
@@ -593,12 +597,12 @@ impl Allocator {
             .copied()
             .filter(|&p| {
                 let pool = &self.pools[p];
-                pool.auto_assign && pool.admits(ns, view.labels)
+                pool.auto_assign && pool.admits(ns, view.labels())
             })
             .collect();
         if cands.is_empty() {
             return Err(PendingReason::NoPoolAdmits {
-                namespace: view.key.namespace.clone(),
+                namespace: view.key.namespace.to_string(),
             });
         }
         self.choose(req, &cands, false)

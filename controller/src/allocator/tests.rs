@@ -162,6 +162,11 @@ pub(super) fn no_ns() -> &'static NamespaceLabels {
     &EMPTY
 }
 
+/// The compact form of Services, as the allocator reads them.
+pub(super) fn lbs(services: &[Service]) -> Vec<LbService> {
+    services.iter().map(LbService::from).collect()
+}
+
 fn alloc_with(pools: &[IPAddressPool]) -> Allocator {
     let mut a = Allocator::new();
     a.set_pools(pools);
@@ -170,13 +175,13 @@ fn alloc_with(pools: &[IPAddressPool]) -> Allocator {
 
 fn run(a: &mut Allocator, services: &[S]) -> Vec<ServiceOutcome> {
     let services: Vec<Service> = services.iter().map(|s| s.0.clone()).collect();
-    a.reconcile(Snapshot::new(&services, no_ns()))
+    a.reconcile(Snapshot::new(&lbs(&services), no_ns()))
 }
 
 fn find<'o>(outcomes: &'o [ServiceOutcome], name: &str) -> &'o ServiceOutcome {
     outcomes
         .iter()
-        .find(|o| o.service.name == name)
+        .find(|o| &*o.service.name == name)
         .unwrap_or_else(|| panic!("no outcome for {name}: {outcomes:#?}"))
 }
 
@@ -256,7 +261,10 @@ fn configured_class_handles_only_that_class() {
     assert_eq!(out.len(), 1);
     assert_eq!(got(&out, "mine"), ["192.0.2.0"]);
     // The single-Service entry point agrees.
-    let o = a.allocate(&svc("ns", "classless").0, &BTreeMap::new());
+    let o = a.allocate(
+        &LbService::from(&svc("ns", "classless").0),
+        &BTreeMap::new(),
+    );
     assert_eq!(
         o.state,
         OutcomeState::Released(ReleaseCause::NotOurs(NotOurs::OtherClass(None)))
@@ -315,7 +323,7 @@ fn class_change_and_deletion_release() {
     assert_eq!(got(&out, "y"), ["192.0.2.1"]);
     let mut deleting = y.clone();
     deleting.0.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(9).unwrap()));
-    let o = a.allocate(&deleting.0, &BTreeMap::new());
+    let o = a.allocate(&LbService::from(&deleting.0), &BTreeMap::new());
     assert_eq!(
         o.state,
         OutcomeState::Released(ReleaseCause::NotOurs(NotOurs::Deleting))
@@ -639,7 +647,7 @@ fn rule3_service_allocation_filters_and_auto_assign() {
     .into_iter()
     .map(|s| s.0)
     .collect();
-    let out = a.reconcile(Snapshot::new(&services, &namespaces));
+    let out = a.reconcile(Snapshot::new(&lbs(&services), &namespaces));
     assert_eq!(got(&out, "a"), ["192.0.2.0"]);
     assert_eq!(got(&out, "c"), ["192.0.2.1"]);
     assert_eq!(got(&out, "web"), ["192.0.2.2"]);
@@ -1168,13 +1176,13 @@ fn rule8_restart_keeps_every_ip() {
         .collect();
     let before: Vec<(ServiceKey, Vec<IpAddr>)> = out
         .iter()
-        .filter(|o| o.service.name != "s2")
+        .filter(|o| &*o.service.name != "s2")
         .map(|o| (o.service.clone(), o.ips.clone()))
         .collect();
 
     let mut b = alloc_with(&pools);
     let raw: Vec<Service> = services.iter().map(|s| s.0.clone()).collect();
-    let report = b.restore(Snapshot::new(&raw, no_ns()));
+    let report = b.restore(Snapshot::new(&lbs(&raw), no_ns()));
     assert_eq!(
         report,
         RestoreReport {
@@ -1206,7 +1214,7 @@ fn rule8_restart_conflict_older_service_wins() {
         .iter()
         .map(|s| s.0.clone())
         .collect();
-    let report = a.restore(Snapshot::new(&raw, no_ns()));
+    let report = a.restore(Snapshot::new(&lbs(&raw), no_ns()));
     assert_eq!(report.claimed, 2);
     assert_eq!(
         report.refused,
@@ -1221,7 +1229,7 @@ fn rule8_restart_conflict_older_service_wins() {
             ),
         ]
     );
-    let out = a.reconcile(Snapshot::new(&raw, no_ns()));
+    let out = a.reconcile(Snapshot::new(&lbs(&raw), no_ns()));
     assert_eq!(got(&out, "zz-older"), ["192.0.2.1"]);
     assert_eq!(got(&out, "tie-a"), ["192.0.2.2"]);
     let o = find(&out, "aa-newer");
@@ -1235,7 +1243,7 @@ fn rule8_restart_conflict_older_service_wins() {
 
     // reconcile alone (without restore) resolves the same way.
     let mut b = alloc_with(&pools);
-    let out2 = b.reconcile(Snapshot::new(&raw, no_ns()));
+    let out2 = b.reconcile(Snapshot::new(&lbs(&raw), no_ns()));
     let ips_of = |out: &[ServiceOutcome]| {
         let mut v: Vec<(String, Vec<IpAddr>)> = out
             .iter()
@@ -1319,15 +1327,15 @@ fn single_service_allocate_matches_reconcile() {
     let mut a = alloc_with(&[pool("a", &["192.0.2.0/30"])]);
     let labels = BTreeMap::new();
     let s = svc("ns", "s");
-    let o = a.allocate(&s.0, &labels);
+    let o = a.allocate(&LbService::from(&s.0), &labels);
     assert_eq!(o.ips, ips(&["192.0.2.0"]));
     assert_eq!(event(&o).0, "Normal");
     let s = written(&s, &o);
-    let o = a.allocate(&s.0, &labels);
+    let o = a.allocate(&LbService::from(&s.0), &labels);
     assert!(!o.changed && o.events.is_empty());
     // An unknown Service with a status claims it.
     let t = svc("ns", "t").status(&["192.0.2.3"]);
-    let o = a.allocate(&t.0, &labels);
+    let o = a.allocate(&LbService::from(&t.0), &labels);
     assert_eq!(o.ips, ips(&["192.0.2.3"]));
     assert!(o.events.is_empty());
     assert!(o.changed, "pool annotation missing");

@@ -37,7 +37,9 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 
-use crate::allocator::{Allocator, OutcomeState, ServiceKey, Snapshot, namespace_labels};
+use crate::allocator::{
+    Allocator, LbService, OutcomeState, ServiceKey, Snapshot, namespace_labels,
+};
 use crate::leader::{Elector, Timing};
 use metrics::{Health, Metrics, PoolLabels, ReasonLabels};
 
@@ -343,7 +345,8 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
         });
         alloc.set_pools(&valid.ip_address_pools);
         let ns_labels = namespace_labels(&config.namespaces);
-        let snap = Snapshot::new(&config.services, &ns_labels);
+        let services: Vec<LbService> = config.services.iter().map(LbService::from).collect();
+        let snap = Snapshot::new(&services, &ns_labels);
         if last_state.is_none() {
             let report = alloc.restore(snap);
             tracing::info!(
