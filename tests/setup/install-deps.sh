@@ -35,3 +35,6 @@ done
 # ExaBGP is not a Debian package in the version the tests need: a venv from PyPI.
 exabgp="$("$here/install-exabgp.sh")"
 echo "install-deps: ExaBGP in $exabgp"
+
+# The test VM's kernel and initramfs (tests/vm/prepare.sh; cached, no download when current).
+echo "install-deps: test VM in $("$here/../vm/prepare.sh")"

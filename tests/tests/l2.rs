@@ -21,8 +21,18 @@
 //! `setpriv` for the permission test): without them each test prints
 //! `SKIPPED: …` and returns, unless `CI` is set, where it fails.
 //! Run: `sudo -E cargo test -p ferrolb-e2e --test l2 -- --nocapture`.
+//!
+//! The VLAN test needs a kernel that can make 802.1Q sub-interfaces. When
+//! the host's cannot, the test runs itself again inside the test VM
+//! (`tests/vm/run.sh`, prepared by `tests/vm/prepare.sh`: a QEMU VM without
+//! any network device, whose kernel can) and passes or fails with it.
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ferrolb_e2e::netns::{Greeter, Host, Lab, Netns, tcp_fetch};
@@ -46,6 +56,15 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 const FAILOVER_LIMIT: Duration = Duration::from_secs(1);
 /// How long the failover measurement watches before giving up.
 const FAILOVER_WATCH: Duration = Duration::from_secs(3);
+
+/// Set (by `tests/vm/run.sh`) when the test runs inside the test VM.
+const IN_VM_ENV: &str = "FERROLB_IN_VM";
+/// How `tests/vm/run.sh` says that no VM can run here (no QEMU, not
+/// prepared).
+const VM_UNAVAILABLE: i32 = 77;
+/// How long the whole VM run (boot, the test, power-off) may take; under
+/// emulation (TCG) it takes about 1.5 minutes on 2 busy cores.
+const VM_TIMEOUT: Duration = Duration::from_secs(420);
 
 /// One layer-2 segment of the lab.
 struct Segment {
@@ -359,10 +378,11 @@ fn check_failover(segment: &Segment, label: &str) {
     }
 
     // Ownership moves to B (with an explicit interface list).
+    let (failover_limit, failover_watch) = failover_bounds();
     let moved = Instant::now();
     let mut probe_b = Probe::start(&lab.b.host.ns, &[service_v4, service_v6], &[dev]);
     let mut changed: [Option<Duration>; 2] = [None, None];
-    while moved.elapsed() < FAILOVER_WATCH && changed.iter().any(Option::is_none) {
+    while moved.elapsed() < failover_watch && changed.iter().any(Option::is_none) {
         for (slot, ip) in changed.iter_mut().zip([service_v4, service_v6]) {
             if slot.is_none() && client.neighbour(ip, dev).as_deref() == Some(NODE_B_MAC) {
                 *slot = Some(moved.elapsed());
@@ -398,20 +418,20 @@ fn check_failover(segment: &Segment, label: &str) {
                 took.as_secs_f64() * 1000.0,
                 sent_ms.map_or("?".to_owned(), |ms| ms.to_string()),
             ),
-            None => println!("FAILOVER {label} {family}: no change within {FAILOVER_WATCH:?}"),
+            None => println!("FAILOVER {label} {family}: no change within {failover_watch:?}"),
         }
     }
     for (family, took) in ["IPv4", "IPv6"].iter().zip(changed) {
         let took = took.unwrap_or_else(|| {
             panic!(
                 "{family}: the client's neighbour entry did not move to {NODE_B_MAC} within \
-                 {FAILOVER_WATCH:?}; probe B:\n{}",
+                 {failover_watch:?}; probe B:\n{}",
                 probe_b.transcript()
             )
         });
         assert!(
-            took <= FAILOVER_LIMIT,
-            "{family}: failover took {took:?}, more than {FAILOVER_LIMIT:?}"
+            took <= failover_limit,
+            "{family}: failover took {took:?}, more than {failover_limit:?}"
         );
     }
 
@@ -442,13 +462,211 @@ fn failover_moves_client_neighbour_entries_within_one_second() {
     check_failover(&UNTAGGED, "untagged");
 }
 
+/// The failover's time limit and how long to watch for it. Natively (and
+/// in the test VM under KVM) the issue's 1 s. In the VM under QEMU's CPU
+/// emulation (TCG) every process start takes a good part of a second (the
+/// probe's own start, each `ip neigh` poll), so the time says nothing about
+/// FerroLB: the failover must still happen, with ten times the bounds. The
+/// 1 s limit is checked natively by the untagged failover test.
+fn failover_bounds() -> (Duration, Duration) {
+    let emulated = std::env::var_os(IN_VM_ENV).is_some()
+        && std::env::var("FERROLB_VM_ACCEL").as_deref() == Ok("tcg");
+    if emulated {
+        println!(
+            "running under CPU emulation (TCG): failover bounds are {:?}/{:?} instead of \
+             {FAILOVER_LIMIT:?}/{FAILOVER_WATCH:?}",
+            FAILOVER_LIMIT * 10,
+            FAILOVER_WATCH * 10
+        );
+        (FAILOVER_LIMIT * 10, FAILOVER_WATCH * 10)
+    } else {
+        (FAILOVER_LIMIT, FAILOVER_WATCH)
+    }
+}
+
 #[test]
 fn vlan_subinterface_lookups_and_failover() {
     if !ferrolb_e2e::require(TOOLS) {
         return;
     }
+    if std::env::var_os(IN_VM_ENV).is_none()
+        && let Err(why) = host_can_make_vlans()
+    {
+        run_self_in_vm("vlan_subinterface_lookups_and_failover", &why);
+        return;
+    }
     check_lookups(&VLAN100);
     check_failover(&VLAN100, "vlan100");
+}
+
+/// Whether this kernel can make an 802.1Q sub-interface (tried on a veth
+/// inside a namespace of our own); the kernel's error when it cannot.
+fn host_can_make_vlans() -> Result<(), String> {
+    let ns = Netns::create(&format!("flb-{}-vlancheck", std::process::id()));
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    let output = ns.try_ip(&[
+        "link", "add", "link", "v0", "name", "v0.100", "type", "vlan", "id", "100",
+    ]);
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
+}
+
+/// `tests/vm/run.sh` running this test binary in the VM, in a process
+/// group of its own that is killed on drop (QEMU included) unless run.sh
+/// has already ended and been reaped.
+struct VmRun {
+    child: Child,
+    reaped: bool,
+}
+
+impl Drop for VmRun {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) of the process group our unreaped child leads.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `test` of this binary inside the test VM (the host kernel cannot
+/// make VLAN interfaces: `why`), prints its console as it comes, and
+/// passes only if the test ran and passed there. No VM here: SKIPPED, or a
+/// failure under CI.
+fn run_self_in_vm(test: &str, why: &str) {
+    let run_sh = Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/run.sh");
+    let exe = std::env::current_exe().expect("test executable path");
+    // Built here: the VM sees the host's files read-only.
+    let speaker = speaker_binary();
+    println!(
+        "the host kernel cannot create 802.1Q VLAN interfaces ({why}); running {test} in the \
+         test VM ({})",
+        run_sh.display()
+    );
+    let mut command = Command::new(&run_sh);
+    command
+        .arg(&exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("CI", "1")
+        .env("FERROLB_SPEAKER_BIN", &speaker)
+        .env("FERROLB_E2E_REQUIRE_VLAN", "1")
+        .env("RUST_BACKTRACE", "1")
+        .env(
+            "FERROLB_VM_TIMEOUT",
+            (VM_TIMEOUT - Duration::from_secs(20)).as_secs().to_string(),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let child = command
+        .spawn()
+        .unwrap_or_else(|err| panic!("starting {}: {err}", run_sh.display()));
+    let mut vm = VmRun {
+        child,
+        reaped: false,
+    };
+    let (tx, lines) = mpsc::channel::<String>();
+    let stdout = vm.child.stdout.take().expect("piped stdout");
+    let stderr = vm.child.stderr.take().expect("piped stderr");
+    for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    let deadline = Instant::now() + VM_TIMEOUT;
+    let mut console = Vec::new();
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                println!("vm| {line}");
+                console.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                drop(vm);
+                panic!(
+                    "the VM run did not finish within {VM_TIMEOUT:?} (killed); last output:\n{}",
+                    tail(&console)
+                );
+            }
+        }
+    }
+    // Both pipes are closed: run.sh and QEMU (whose stderr is run.sh's)
+    // have ended, or are about to.
+    let status = loop {
+        if let Some(status) = vm.child.try_wait().expect("waiting for run.sh") {
+            vm.reaped = true;
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run.sh did not exit within {VM_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let exit_line = console
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("FERROLB-VM-EXIT="));
+    if exit_line.is_none() && status.code() == Some(VM_UNAVAILABLE) {
+        let reason = console
+            .iter()
+            .find_map(|l| l.strip_prefix("vm/run: "))
+            .unwrap_or("tests/vm/run.sh cannot run a VM here");
+        let reason = format!(
+            "{test} needs 802.1Q VLAN interfaces, which the host kernel cannot make ({why}), \
+             and the test VM cannot run: {reason}"
+        );
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set, so this test must run, but {reason}");
+        }
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    assert_eq!(
+        exit_line,
+        Some("0"),
+        "{test} failed in the VM (run.sh: {status}); last output:\n{}",
+        tail(&console)
+    );
+    assert!(
+        status.success(),
+        "run.sh exited with {status}; last output:\n{}",
+        tail(&console)
+    );
+    assert!(
+        console
+            .iter()
+            .any(|l| l.starts_with("test result: ok. 1 passed;")),
+        "{test} did not report one passed test in the VM; last output:\n{}",
+        tail(&console)
+    );
+    assert!(
+        !console.iter().any(|l| l.contains("SKIPPED")),
+        "{test} skipped in the VM; last output:\n{}",
+        tail(&console)
+    );
+}
+
+/// The last lines of a VM run, for failure messages.
+fn tail(console: &[String]) -> String {
+    console[console.len().saturating_sub(60)..].join("\n")
 }
 
 /// Addresses and links change under a running probe: an interface that
