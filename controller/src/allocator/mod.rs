@@ -76,6 +76,6 @@ pub use reconcile::{
 };
 pub use service::{
     ADDRESS_POOL_ANNOTATIONS, ALLOCATED_FROM_POOL_ANNOTATION, ALLOW_SHARED_IP_ANNOTATIONS,
-    LOAD_BALANCER_IPS_ANNOTATIONS, Labels, LbService, NotOurs, ServiceKey,
+    LOAD_BALANCER_IPS_ANNOTATIONS, Labels, LbService, NotOurs, ServiceKey, Uid, Written,
 };
 pub use state::Allocator;

@@ -325,7 +325,8 @@ impl Allocator {
                 Ok(None) => {}
                 Err(why) => {
                     report.refused.push((view.key.clone(), why.to_string()));
-                    self.services.insert(view.key.clone(), Known::Lost(why));
+                    self.services
+                        .insert(view.key.clone(), Known::Lost(Box::new(why)));
                 }
             }
         }

@@ -169,30 +169,110 @@ impl Request {
     }
 }
 
-/// `spec.type`, as far as the allocator cares.
+/// `metadata.uid`: kept as 16 bytes when it is a UUID (as the API server
+/// writes it), as text otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum SvcType {
-    LoadBalancer,
-    /// Another type (None when unset, which means ClusterIP).
-    Other(Option<Box<str>>),
+pub enum Uid {
+    Uuid([u8; 16]),
+    Other(Box<str>),
 }
 
-/// String pairs sorted by key, stored back to back in one string with their
-/// end offsets: two allocations however many pairs (labels are read for
-/// `serviceSelectors` only, and a cluster can hold many Services).
+impl Uid {
+    pub fn parse(s: &str) -> Uid {
+        let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
+        let dashes_ok = s.len() == 36
+            && s.char_indices()
+                .all(|(i, c)| (c == '-') == matches!(i, 8 | 13 | 18 | 23));
+        if dashes_ok
+            && hex.len() == 32
+            && hex
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        {
+            let mut out = [0u8; 16];
+            for (i, pair) in hex.chunks(2).enumerate() {
+                let digit = |b: u8| match b {
+                    b'0'..=b'9' => b - b'0',
+                    _ => b - b'a' + 10,
+                };
+                out[i] = digit(pair[0]) << 4 | digit(pair[1]);
+            }
+            Uid::Uuid(out)
+        } else {
+            Uid::Other(s.into())
+        }
+    }
+}
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Uid::Other(s) => f.write_str(s),
+            Uid::Uuid(b) => {
+                for (i, byte) in b.iter().enumerate() {
+                    if matches!(i, 4 | 6 | 8 | 10) {
+                        f.write_str("-")?;
+                    }
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// IPs of `status.loadBalancer.ingress`: up to two kept inline (one per
+/// family is what a Service can hold), more on the heap, or why they do not
+/// parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StatusIps {
+    Few { ips: [IpAddr; 2], len: u8 },
+    Many(Box<[IpAddr]>),
+    Bad(Box<str>),
+}
+
+impl StatusIps {
+    fn of(ips: Result<Vec<IpAddr>, String>) -> StatusIps {
+        match ips {
+            Err(e) => StatusIps::Bad(e.into()),
+            Ok(list) if list.len() <= 2 => {
+                let unspecified = IpAddr::from([0, 0, 0, 0]);
+                let mut ips = [unspecified; 2];
+                ips[..list.len()].copy_from_slice(&list);
+                StatusIps::Few {
+                    ips,
+                    len: list.len() as u8,
+                }
+            }
+            Ok(list) => StatusIps::Many(list.into_boxed_slice()),
+        }
+    }
+
+    fn get(&self) -> Result<&[IpAddr], &str> {
+        match self {
+            StatusIps::Few { ips, len } => Ok(&ips[..*len as usize]),
+            StatusIps::Many(ips) => Ok(ips),
+            StatusIps::Bad(e) => Err(e),
+        }
+    }
+}
+
+/// String pairs sorted by key in one allocation: the number of pairs, the end
+/// offset of each key and each value, then the text of all of them back to
+/// back (labels are read for `serviceSelectors` only, and a cluster can hold
+/// many Services).
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Labels {
-    text: Box<str>,
-    /// End offset in `text` of each key, then of its value, pair after pair.
-    ends: Box<[u32]>,
+    /// Empty for no labels.
+    data: Box<[u8]>,
 }
 
 impl Labels {
-    /// From pairs sorted by key (a `BTreeMap`). Text beyond 4 GiB in total
-    /// is not kept (nothing real comes close).
+    /// From pairs sorted by key (a `BTreeMap`). Pairs beyond 4 GiB of text
+    /// in total are not kept (nothing real comes close).
     pub fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
         let mut text = String::new();
-        let mut ends = Vec::new();
+        let mut ends: Vec<u32> = Vec::new();
         for (k, v) in pairs {
             let Ok(end) = u32::try_from(text.len() + k.len() + v.len()) else {
                 break;
@@ -202,29 +282,48 @@ impl Labels {
             text.push_str(v);
             ends.push(end);
         }
+        if ends.is_empty() {
+            return Labels::default();
+        }
+        let mut data = Vec::with_capacity(4 + 4 * ends.len() + text.len());
+        data.extend_from_slice(&((ends.len() / 2) as u32).to_le_bytes());
+        for e in &ends {
+            data.extend_from_slice(&e.to_le_bytes());
+        }
+        data.extend_from_slice(text.as_bytes());
         Labels {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
+            data: data.into_boxed_slice(),
         }
     }
 
+    fn word(&self, i: usize) -> usize {
+        let b = &self.data[4 * i..4 * i + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+    }
+
     pub fn len(&self) -> usize {
-        self.ends.len() / 2
+        if self.data.is_empty() {
+            0
+        } else {
+            self.word(0)
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.data.is_empty()
+    }
+
+    fn text(&self, from: usize, to: usize) -> &str {
+        let base = 4 + 8 * self.len();
+        // Built from &str pieces at char boundaries, so always valid.
+        std::str::from_utf8(&self.data[base + from..base + to]).unwrap_or_default()
     }
 
     fn pair(&self, i: usize) -> (&str, &str) {
-        let start = if i == 0 {
-            0
-        } else {
-            self.ends[2 * i - 1] as usize
-        };
-        let mid = self.ends[2 * i] as usize;
-        let end = self.ends[2 * i + 1] as usize;
-        (&self.text[start..mid], &self.text[mid..end])
+        let start = if i == 0 { 0 } else { self.word(2 * i) };
+        let mid = self.word(2 * i + 1);
+        let end = self.word(2 * i + 2);
+        (self.text(start, mid), self.text(mid, end))
     }
 
     /// The value of label `key`.
@@ -269,19 +368,30 @@ impl fmt::Debug for Labels {
 pub struct LbService {
     pub key: ServiceKey,
     /// `metadata.uid` (Events about the Service point at it).
-    pub uid: Option<Box<str>>,
+    pub uid: Option<Uid>,
     created: Option<Timestamp>,
     deleting: bool,
-    type_: SvcType,
+    /// `spec.type` when it is not LoadBalancer (`""` when unset); None for
+    /// LoadBalancer.
+    other_type: Option<Box<str>>,
     class: Option<Box<str>>,
+    /// Kept for LoadBalancer Services only (no other one is allocated for).
     labels: Labels,
     /// The request, or why it is malformed; parsed for LoadBalancer
     /// Services only (an empty error otherwise).
     request: Result<Request, Box<str>>,
-    /// IPs in `status.loadBalancer.ingress`, or why they do not parse.
-    status: Result<Box<[IpAddr]>, Box<str>>,
-    /// The `ferrolb.io/ip-allocated-from-pool` annotation.
-    pool_annotation: Option<Box<str>>,
+    written: Written,
+}
+
+/// What the controller itself writes on a Service: the IPs of
+/// `status.loadBalancer.ingress` and the `ferrolb.io/ip-allocated-from-pool`
+/// annotation. A cache can update just this part (see
+/// [`LbService::same_but_written`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    status: StatusIps,
+    /// Shared: pool names are few.
+    pool_annotation: Option<Arc<str>>,
 }
 
 impl AsRef<LbService> for LbService {
@@ -294,30 +404,34 @@ impl From<&Service> for LbService {
     fn from(svc: &Service) -> LbService {
         let spec = spec_of(svc);
         let deleting = svc.metadata.deletion_timestamp.is_some();
-        let type_ = match spec.type_.as_deref() {
-            Some("LoadBalancer") => SvcType::LoadBalancer,
-            other => SvcType::Other(other.map(Into::into)),
+        let other_type = match spec.type_.as_deref() {
+            Some("LoadBalancer") => None,
+            other => Some(other.unwrap_or_default().into()),
         };
+        let lb = other_type.is_none();
         let mut out = LbService {
             key: ServiceKey::of(svc),
-            uid: svc.metadata.uid.as_deref().map(Into::into),
+            uid: svc.metadata.uid.as_deref().map(Uid::parse),
             created: svc.metadata.creation_timestamp.as_ref().map(|t| t.0),
             deleting,
-            request: if !deleting && type_ == SvcType::LoadBalancer {
+            request: if !deleting && lb {
                 parse_request(svc).map_err(Into::into)
             } else {
                 Err("".into())
             },
-            type_,
+            other_type,
             class: spec.load_balancer_class.as_deref().map(Into::into),
-            labels: svc
-                .metadata
-                .labels
-                .as_ref()
-                .map(Labels::from)
-                .unwrap_or_default(),
-            status: Ok(Box::new([])),
-            pool_annotation: None,
+            labels: match &svc.metadata.labels {
+                Some(l) if lb => Labels::from(l),
+                _ => Labels::default(),
+            },
+            written: Written {
+                status: StatusIps::Few {
+                    ips: [IpAddr::from([0, 0, 0, 0]); 2],
+                    len: 0,
+                },
+                pool_annotation: None,
+            },
         };
         out.set_status_from(svc);
         out
@@ -328,10 +442,8 @@ impl LbService {
     /// Takes the status IPs and the pool annotation from `svc` (standalone
     /// mode overlays the previous run's results this way).
     pub fn set_status_from(&mut self, svc: &Service) {
-        self.status = status_ips(svc)
-            .map(Vec::into_boxed_slice)
-            .map_err(Into::into);
-        self.pool_annotation = svc
+        self.written.status = StatusIps::of(status_ips(svc));
+        self.written.pool_annotation = svc
             .metadata
             .annotations
             .as_ref()
@@ -341,20 +453,64 @@ impl LbService {
 
     /// The IPs in `status.loadBalancer.ingress` (empty when they do not parse).
     pub fn status_ips(&self) -> &[IpAddr] {
-        self.status.as_deref().unwrap_or_default()
+        self.written.status.get().unwrap_or_default()
     }
 
     /// The `ferrolb.io/ip-allocated-from-pool` annotation.
     pub fn pool_annotation(&self) -> Option<&str> {
-        self.pool_annotation.as_deref()
+        self.written.pool_annotation.as_deref()
+    }
+
+    /// The status IPs and pool annotation.
+    pub fn written(&self) -> &Written {
+        &self.written
+    }
+
+    /// Replaces the status IPs and pool annotation.
+    pub fn set_written(&mut self, written: Written) {
+        self.written = written;
+    }
+
+    /// Whether `self` and `other` differ at most in what the controller
+    /// writes (status IPs, pool annotation).
+    pub fn same_but_written(&self, other: &LbService) -> bool {
+        let LbService {
+            key,
+            uid,
+            created,
+            deleting,
+            other_type,
+            class,
+            labels,
+            request,
+            written: _,
+        } = self;
+        *key == other.key
+            && *uid == other.uid
+            && *created == other.created
+            && *deleting == other.deleting
+            && *other_type == other.other_type
+            && *class == other.class
+            && *labels == other.labels
+            && *request == other.request
+    }
+
+    /// Shares the pool annotation's text with `name` when they are equal (a
+    /// cache keeps one copy of each pool name this way).
+    pub fn share_pool_annotation(&mut self, intern: impl FnOnce(&Arc<str>) -> Arc<str>) {
+        if let Some(p) = &self.written.pool_annotation {
+            self.written.pool_annotation = Some(intern(p));
+        }
     }
 
     /// Why an allocator for `class` does not handle this Service; None when it does.
     pub fn not_ours(&self, class: Option<&str>) -> Option<NotOurs> {
         if self.deleting {
             Some(NotOurs::Deleting)
-        } else if let SvcType::Other(t) = &self.type_ {
-            Some(NotOurs::NotLoadBalancer(t.as_deref().map(str::to_string)))
+        } else if let Some(t) = &self.other_type {
+            Some(NotOurs::NotLoadBalancer(
+                (!t.is_empty()).then(|| t.to_string()),
+            ))
         } else if self.class.as_deref() != class {
             Some(NotOurs::OtherClass(
                 self.class.as_deref().map(str::to_string),
@@ -403,7 +559,7 @@ impl<'a> ServiceView<'a> {
     }
 
     pub(crate) fn status(&self) -> Result<&'a [IpAddr], &'a str> {
-        self.svc.status.as_deref().map_err(|e| &**e)
+        self.svc.written.status.get()
     }
 
     /// The allocation order: creationTimestamp (missing first), then namespace/name.
@@ -611,5 +767,38 @@ mod tests {
         );
         assert!(Labels::default().is_empty());
         assert_eq!(Labels::default().get("app"), None);
+        assert_eq!(Labels::default().len(), 0);
+    }
+
+    #[test]
+    fn uids_are_kept_as_bytes_when_they_are_uuids() {
+        let text = "6f1c2d3e-0a1b-4c5d-8e9f-0123456789ab";
+        let uid = Uid::parse(text);
+        assert!(matches!(uid, Uid::Uuid(_)));
+        assert_eq!(uid.to_string(), text);
+        for other in [
+            "not-a-uuid",
+            "6F1C2D3E-0A1B-4C5D-8E9F-0123456789AB",
+            "6f1c2d3e0a1b4c5d8e9f0123456789abcdef",
+        ] {
+            assert_eq!(Uid::parse(other), Uid::Other(other.into()));
+            assert_eq!(Uid::parse(other).to_string(), other);
+        }
+    }
+
+    #[test]
+    fn status_ips_more_than_two_are_kept() {
+        let three: Vec<IpAddr> = ["192.0.2.1", "192.0.2.2", "2001:db8::1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let st = StatusIps::of(Ok(three.clone()));
+        assert_eq!(st.get(), Ok(three.as_slice()));
+        assert_eq!(
+            StatusIps::of(Ok(three[..1].to_vec())).get(),
+            Ok(&three[..1])
+        );
+        assert_eq!(StatusIps::of(Ok(vec![])).get(), Ok(&[][..]));
+        assert_eq!(StatusIps::of(Err("bad".into())).get(), Err("bad"));
     }
 }

@@ -34,7 +34,7 @@ pub(crate) enum Known {
     Pending(String),
     /// Its status IPs were refused by `restore`; the reason is reported with
     /// its next allocation.
-    Lost(Invalid),
+    Lost(Box<Invalid>),
 }
 
 /// The pure, sans-IO IP allocator. See the [module docs](super).

@@ -8,12 +8,18 @@
 //! all namespaces, and a pool edit can move several Services), so each round
 //! takes the whole snapshot rather than one object: any watch event triggers a
 //! round (debounced), and a periodic round heals drift.
+//!
+//! Services are many (a cluster may hold 100,000), so they are not kept as
+//! objects: the watch reduces each to an [`LbService`] as it arrives, in a
+//! [`store::ServiceCache`], and a round shares them by `Arc` instead of
+//! copying them. The other kinds are few and kept whole by reflectors.
 
 pub mod lease;
 pub mod metrics;
+pub mod store;
 pub mod write;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,10 +41,11 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
+use store::ServiceCache;
 use tokio::sync::{Notify, watch};
 
 use crate::allocator::{
-    Allocator, LbService, OutcomeState, ServiceKey, Snapshot, namespace_labels,
+    Allocator, LbService, NamespaceLabels, OutcomeState, ServiceOutcome, Snapshot, namespace_labels,
 };
 use crate::leader::{Elector, Timing};
 use metrics::{Health, Metrics, PoolLabels, ReasonLabels};
@@ -143,7 +150,7 @@ where
 }
 
 struct Stores {
-    services: Store<Service>,
+    services: Arc<ServiceCache>,
     namespaces: Store<Namespace>,
     pools: Store<IPAddressPool>,
     l2: Store<L2Advertisement>,
@@ -155,7 +162,7 @@ struct Stores {
 
 impl Stores {
     async fn ready(&self) {
-        let _ = self.services.wait_until_ready().await;
+        self.services.wait_until_ready().await;
         let _ = self.namespaces.wait_until_ready().await;
         let _ = self.pools.wait_until_ready().await;
         let _ = self.l2.wait_until_ready().await;
@@ -173,7 +180,8 @@ impl Stores {
             bgp_peers: snapshot(&self.peers),
             bfd_profiles: snapshot(&self.bfd),
             communities: snapshot(&self.communities),
-            services: snapshot(&self.services),
+            // Services are not configuration: the allocator reads them from
+            // the compact cache.
             namespaces: snapshot(&self.namespaces),
             ..Default::default()
         }
@@ -246,6 +254,55 @@ async fn report_objects(
     reported.retain(|t| current.contains(t));
 }
 
+/// Outcomes waiting to be written, at most (see [`run`]).
+const WRITE_QUEUE: usize = 256;
+
+/// One allocation round as the cluster loop runs it: after a start (or after
+/// losing the lead) `restoring` claims every Service's status IPs first
+/// (rule 8); then every Service is reconciled and each outcome handed to
+/// `each` as it is decided. Public so that measurements run exactly this.
+pub fn round(
+    alloc: &mut Allocator,
+    services: &[Arc<LbService>],
+    namespaces: &NamespaceLabels,
+    restoring: bool,
+    each: impl FnMut(ServiceOutcome),
+) {
+    let snap = Snapshot::new(services, namespaces);
+    if restoring {
+        let report = alloc.restore(snap);
+        tracing::info!(
+            claimed = report.claimed,
+            refused = report.refused.len(),
+            "restored assignments from Service status"
+        );
+        for (key, why) in &report.refused {
+            tracing::warn!(service = %key, "previous IPs not kept: {why}");
+        }
+    }
+    alloc.reconcile_each(snap, each);
+}
+
+/// Counts allocations and failures for the metrics.
+fn count_events(metrics: &Metrics, events: &[crate::allocator::Event]) {
+    for e in events {
+        match e.reason {
+            crate::allocator::IP_ALLOCATED => {
+                metrics.allocations.inc();
+            }
+            crate::allocator::ALLOCATION_FAILED => {
+                metrics
+                    .allocation_failures
+                    .get_or_create(&ReasonLabels {
+                        reason: e.reason.into(),
+                    })
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Runs the controller until the process is stopped.
 pub async fn run(opts: Options) -> Result<(), ClusterError> {
     let client = client(opts.kubeconfig.as_ref()).await?;
@@ -266,8 +323,18 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
 
     let notify = Arc::new(Notify::new());
     let ns = opts.namespace.as_str();
+    let services = Arc::new(ServiceCache::default());
+    {
+        let (cache, notify) = (services.clone(), notify.clone());
+        let watch = watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff();
+        tokio::spawn(async move { cache.follow(watch, &notify).await });
+    }
     let stores = Stores {
-        services: reflect(Api::<Service>::all(client.clone()), notify.clone()),
+        services,
         namespaces: reflect(Api::<Namespace>::all(client.clone()), notify.clone()),
         pools: reflect(
             Api::<IPAddressPool>::namespaced(client.clone(), ns),
@@ -339,80 +406,69 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
         let config = stores.config();
         let problems = validate(&config);
         let valid = valid_subset(&config, &problems);
-        let alloc = allocator.get_or_insert_with(|| match &opts.lb_class {
+        let mut alloc = allocator.take().unwrap_or_else(|| match &opts.lb_class {
             Some(c) => Allocator::with_load_balancer_class(c.clone()),
             None => Allocator::new(),
         });
         alloc.set_pools(&valid.ip_address_pools);
         let ns_labels = namespace_labels(&config.namespaces);
-        let services: Vec<LbService> = config.services.iter().map(LbService::from).collect();
-        let snap = Snapshot::new(&services, &ns_labels);
-        if last_state.is_none() {
-            let report = alloc.restore(snap);
-            tracing::info!(
-                claimed = report.claimed,
-                refused = report.refused.len(),
-                "restored assignments from Service status"
-            );
-            for (key, why) in &report.refused {
-                tracing::warn!(service = %key, "previous IPs not kept: {why}");
-            }
-        }
-        let outcomes = alloc.reconcile(snap);
-        let by_key: BTreeMap<ServiceKey, &Service> = config
-            .services
-            .iter()
-            .map(|s| (ServiceKey::of(s), s))
-            .collect();
+        // Pointers to the cached Services, not copies.
+        let services = stores.services.snapshot();
+        let restoring = last_state.is_none();
+
+        // The allocator decides on a blocking thread and hands each outcome
+        // with something to write over a short queue; the writers below drain
+        // it. So the first round after a start, which may write every Service,
+        // never holds more than the queue's worth of outcomes.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<ServiceOutcome>(WRITE_QUEUE);
+        let counters = metrics.clone();
+        let decide = tokio::task::spawn_blocking(move || {
+            round(&mut alloc, &services, &ns_labels, restoring, |o| {
+                count_events(&counters, &o.events);
+                if o.changed || !o.events.is_empty() {
+                    // Fails only when the loop is gone.
+                    let _ = tx.blocking_send(o);
+                }
+            });
+            alloc
+        });
 
         // Services: write what changed, a few at a time.
-        let writes = futures::stream::iter(
-            outcomes
-                .iter()
-                .filter(|o| o.changed || !o.events.is_empty()),
-        )
-        .map(|o| {
-            let client = client.clone();
-            let recorder = &recorder;
-            let svc = by_key.get(&o.service).copied();
-            async move {
-                if o.changed
-                    && !matches!(
-                        o.state,
-                        OutcomeState::Released(crate::allocator::ReleaseCause::Deleted)
-                    )
-                    && let Err(e) = write::write_service(&client, o).await
-                {
-                    tracing::warn!(service = %o.service, error = %e, "cannot write Service");
-                }
-                if let Some(svc) = svc
-                    && let Err(e) = write::record_events(recorder, svc, &o.events).await
-                {
-                    tracing::warn!(service = %o.service, error = %e, "cannot record Event");
-                }
-            }
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<()>>();
-        writes.await;
-        for o in &outcomes {
-            for e in &o.events {
-                match e.reason {
-                    crate::allocator::IP_ALLOCATED => {
-                        metrics.allocations.inc();
+        futures::stream::poll_fn(|cx| rx.poll_recv(cx))
+            .map(|o| {
+                let client = client.clone();
+                let recorder = &recorder;
+                let svc = stores.services.get(&o.service);
+                async move {
+                    if o.changed
+                        && !matches!(
+                            o.state,
+                            OutcomeState::Released(crate::allocator::ReleaseCause::Deleted)
+                        )
+                        && let Err(e) = write::write_service(&client, &o).await
+                    {
+                        tracing::warn!(service = %o.service, error = %e, "cannot write Service");
                     }
-                    crate::allocator::ALLOCATION_FAILED => {
-                        metrics
-                            .allocation_failures
-                            .get_or_create(&ReasonLabels {
-                                reason: e.reason.into(),
-                            })
-                            .inc();
+                    if let Some(svc) = svc
+                        && let Err(e) = write::record_events(recorder, &svc, &o.events).await
+                    {
+                        tracing::warn!(service = %o.service, error = %e, "cannot record Event");
                     }
-                    _ => {}
                 }
+            })
+            .buffer_unordered(8)
+            .for_each(|()| async {})
+            .await;
+        let alloc = match decide.await {
+            Ok(alloc) => allocator.insert(alloc),
+            Err(e) => {
+                // A bug, not an input problem: start over from the Services'
+                // status next round rather than stop allocating.
+                tracing::error!(error = %e, "allocation round failed; restoring next round");
+                last_state = None;
+                continue;
             }
-        }
+        };
 
         // Pools: status counts and metrics.
         for pool in &valid.ip_address_pools {

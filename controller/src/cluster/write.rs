@@ -11,7 +11,9 @@ use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Reco
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 
-use crate::allocator::{ALLOCATED_FROM_POOL_ANNOTATION, Event, EventType, ServiceOutcome};
+use crate::allocator::{
+    ALLOCATED_FROM_POOL_ANNOTATION, Event, EventType, LbService, ServiceOutcome,
+};
 
 /// The field manager FerroLB writes as.
 pub const MANAGER: &str = "ferrolb-controller";
@@ -72,14 +74,14 @@ pub fn kube_event(e: &Event) -> KubeEvent {
 }
 
 /// The reference an Event about a Service points at.
-pub fn service_reference(svc: &Service) -> ObjectReference {
+pub fn service_reference(svc: &LbService) -> ObjectReference {
     ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("Service".into()),
-        name: svc.metadata.name.clone(),
-        namespace: svc.metadata.namespace.clone(),
-        uid: svc.metadata.uid.clone(),
-        resource_version: svc.metadata.resource_version.clone(),
+        name: Some(svc.key.name.to_string()),
+        namespace: Some(svc.key.namespace.to_string()),
+        uid: svc.uid.as_ref().map(|u| u.to_string()),
+        resource_version: None,
         field_path: None,
     }
 }
@@ -87,7 +89,7 @@ pub fn service_reference(svc: &Service) -> ObjectReference {
 /// Records the outcome's Events on the Service.
 pub async fn record_events(
     recorder: &Recorder,
-    svc: &Service,
+    svc: &LbService,
     events: &[Event],
 ) -> Result<(), kube::Error> {
     let reference = service_reference(svc);
