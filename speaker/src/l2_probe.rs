@@ -63,11 +63,20 @@ pub struct Args {
 
 /// Runs the probe; the exit code is 0 after a clean stop on a signal.
 pub fn run(args: Args) -> ExitCode {
-    crate::run_probe("l2-probe", probe(args))
+    let (printer, writer) = Printer::start();
+    // `probe` owns the printer: when it returns, the channel closes and the
+    // writer thread drains what is queued and ends.
+    let code = crate::run_probe("l2-probe", probe(args, printer));
+    let _ = writer.join();
+    code
 }
 
+/// Prints JSON lines from a thread of its own, so that a slow reader of
+/// stdout never delays an answer: the announcer runs on the single-threaded
+/// runtime, and a blocking write there would hold up every frame behind it.
 struct Printer {
     start: Instant,
+    lines: std::sync::mpsc::Sender<String>,
 }
 
 impl Printer {
@@ -80,10 +89,30 @@ impl Printer {
                 .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
             map.insert("unix_us".to_owned(), json!(unix_us));
         }
-        let mut stdout = std::io::stdout().lock();
-        // A closed stdout must not stop the probe from answering.
-        let _ = writeln!(stdout, "{line}");
-        let _ = stdout.flush();
+        // A closed stdout (writer gone) must not stop the probe.
+        let _ = self.lines.send(line.to_string());
+    }
+
+    /// The printer and its writer thread, which writes lines as they come
+    /// and flushes whenever the queue is empty.
+    fn start() -> (Printer, std::thread::JoinHandle<()>) {
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let writer = std::thread::spawn(move || {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            while let Ok(line) = rx.recv() {
+                let _ = writeln!(out, "{line}");
+                while let Ok(line) = rx.try_recv() {
+                    let _ = writeln!(out, "{line}");
+                }
+                let _ = out.flush();
+            }
+            let _ = out.flush();
+        });
+        let printer = Printer {
+            start: Instant::now(),
+            lines: tx,
+        };
+        (printer, writer)
     }
 }
 
@@ -106,10 +135,7 @@ fn read_ips_file(path: &Path) -> Result<Vec<IpAddr>, String> {
     parse_ips_file(&text).map_err(|err| format!("{}: {err}", path.display()))
 }
 
-async fn probe(mut args: Args) -> ExitCode {
-    let printer = Printer {
-        start: Instant::now(),
-    };
+async fn probe(mut args: Args, printer: Printer) -> ExitCode {
     if let Some(path) = &args.ips_file {
         match read_ips_file(path) {
             Ok(ips) => args.ips.extend(ips),

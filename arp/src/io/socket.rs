@@ -141,6 +141,39 @@ pub(crate) fn filter_program() -> Vec<libc::sock_filter> {
     ]
 }
 
+/// Receive buffer asked for: room for a burst of ~10,000 requests queued
+/// while the loop is busy (each small frame costs ~1 KiB of kernel
+/// accounting), instead of the default ~200 KiB.
+const RECEIVE_BUFFER: libc::c_int = 8 << 20;
+
+/// Raises the socket's receive buffer: `SO_RCVBUFFORCE` (allowed with
+/// CAP_NET_ADMIN, beyond `net.core.rmem_max`), else `SO_RCVBUF` (capped by
+/// `rmem_max`). A failure leaves the default, which only loses frames under
+/// bursts.
+fn grow_receive_buffer(fd: RawFd) {
+    let size = RECEIVE_BUFFER;
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt(2) on our descriptor with a c_int value of the
+        // size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&raw const size).cast(),
+                mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+    tracing::debug!(
+        error = %io::Error::last_os_error(),
+        "could not raise the packet socket's receive buffer"
+    );
+}
+
 fn attach_filter(fd: RawFd) -> io::Result<()> {
     let mut program = filter_program();
     let fprog = libc::sock_fprog {
@@ -256,6 +289,7 @@ impl PacketSocket {
         frames: mpsc::Sender<ReceivedFrame>,
     ) -> io::Result<PacketSocket> {
         let fd = open_unbound()?;
+        grow_receive_buffer(fd);
         if let Err(err) = attach_filter(fd) {
             // SAFETY: our descriptor, not handed to pnet yet.
             unsafe { libc::close(fd) };
