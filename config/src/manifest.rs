@@ -65,20 +65,29 @@ pub fn parse_stream(text: &str, file: &str) -> Parsed {
             document: doc.index,
             line: doc.start_line,
         };
-        match serde_saphyr::from_str::<Value>(doc.text) {
-            Ok(Value::Null) => {}
-            Ok(value) => parse_value(value, &pos, &mut parsed),
-            Err(e) => {
-                let (line, msg) = yaml_error(&e, doc.start_line);
-                parsed.problems.push(Problem::in_source(
-                    Severity::Error,
-                    SourcePos { line, ..pos },
-                    format!("document is not valid YAML: {msg}"),
-                ));
-            }
-        }
+        parse_document(doc.text, &pos, &mut parsed);
     }
     parsed
+}
+
+/// Parses one document found at `pos` (its line is where the document
+/// starts) into `parsed`.
+pub fn parse_document(text: &str, pos: &SourcePos, parsed: &mut Parsed) {
+    match serde_saphyr::from_str::<Value>(text) {
+        Ok(Value::Null) => {}
+        Ok(value) => parse_value(value, pos, parsed),
+        Err(e) => {
+            let (line, msg) = yaml_error(&e, pos.line);
+            parsed.problems.push(Problem::in_source(
+                Severity::Error,
+                SourcePos {
+                    line,
+                    ..pos.clone()
+                },
+                format!("document is not valid YAML: {msg}"),
+            ));
+        }
+    }
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -296,7 +305,7 @@ impl Object {
     /// Namespaced objects without a namespace get `default` (core objects) or
     /// `ferrolb-system` (FerroLB objects), as `kubectl apply` into those
     /// namespaces would.
-    fn default_namespace(&mut self) {
+    pub fn default_namespace(&mut self) {
         match self {
             Object::IPAddressPool(o) => default_namespace(&mut **o, DEFAULT_NAMESPACE),
             Object::L2Advertisement(o) => default_namespace(&mut **o, DEFAULT_NAMESPACE),

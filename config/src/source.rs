@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
 
+use k8s_openapi::api::core::v1::Service;
+
 use crate::config::Config;
-use crate::manifest::parse_stream;
+use crate::manifest::{Object, Parsed, parse_document};
 use crate::problem::{Problem, Severity};
-use crate::yaml::SourcePos;
+use crate::yaml::{DocumentReader, SourcePos};
 
 /// A configuration read from files, and every problem found reading it.
 #[derive(Debug, Default)]
@@ -71,6 +73,51 @@ pub fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
 /// A path that cannot be read is an error; problems inside files are reported in
 /// [`Loaded::problems`] and the rest still loads.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, SourceError> {
+    load(paths, None)
+}
+
+/// What [`load_paths_with_services`] does with each Service it reads: the
+/// Service (its namespace defaulted), where it was read, and the list of
+/// problems to add to.
+pub type ServiceSink<'a> = &'a mut dyn FnMut(Service, SourcePos, &mut Vec<Problem>);
+
+/// [`load_paths`], except that each Service is handed to `on_service` as it
+/// is read, and not kept in [`Loaded::config`] (nor in its sources). Files
+/// are read one document at a time, so a directory of 100,000 Services is
+/// never held whole: the caller keeps what it needs of each.
+pub fn load_paths_with_services(
+    paths: &[PathBuf],
+    on_service: ServiceSink<'_>,
+) -> Result<Loaded, SourceError> {
+    load(paths, Some(on_service))
+}
+
+/// Whether a file is UTF-8 text, read in pieces.
+fn is_utf8(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut carry = 0usize;
+    loop {
+        let n = file.read(&mut buf[carry..])?;
+        if n == 0 {
+            return Ok(carry == 0);
+        }
+        let filled = carry + n;
+        match std::str::from_utf8(&buf[..filled]) {
+            Ok(_) => carry = 0,
+            // A character cut at the end of the piece: keep its bytes.
+            Err(e) if e.error_len().is_none() => {
+                let valid = e.valid_up_to();
+                buf.copy_within(valid..filled, 0);
+                carry = filled - valid;
+            }
+            Err(_) => return Ok(false),
+        }
+    }
+}
+
+fn load(paths: &[PathBuf], mut on_service: Option<ServiceSink<'_>>) -> Result<Loaded, SourceError> {
     let mut files = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|source| SourceError::Io {
@@ -85,31 +132,57 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, SourceError> {
     }
     let mut loaded = Loaded::default();
     for f in files {
-        let text = match std::fs::read(&f) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(_) => {
-                    loaded.problems.push(Problem::in_source(
-                        Severity::Error,
-                        SourcePos {
-                            file: f.display().to_string(),
-                            document: 0,
-                            line: 0,
-                        },
-                        "file is not UTF-8 text",
-                    ));
-                    continue;
-                }
-            },
+        let name = f.display().to_string();
+        let io_err = |source| SourceError::Io {
+            path: f.clone(),
+            source,
+        };
+        match is_utf8(&f) {
+            Ok(true) => {}
+            Ok(false) => {
+                loaded.problems.push(Problem::in_source(
+                    Severity::Error,
+                    SourcePos {
+                        file: name,
+                        document: 0,
+                        line: 0,
+                    },
+                    "file is not UTF-8 text",
+                ));
+                continue;
+            }
             // A file removed between listing and reading is simply gone.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(SourceError::Io { path: f, source }),
+            Err(source) => return Err(io_err(source)),
+        }
+        let file = match std::fs::File::open(&f) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(io_err(source)),
         };
-        let parsed = parse_stream(&text, &f.display().to_string());
-        loaded.problems.extend(parsed.problems);
-        loaded
-            .config
-            .add_objects(parsed.objects, &mut loaded.problems);
+        for doc in DocumentReader::new(std::io::BufReader::new(file)) {
+            let doc = doc.map_err(io_err)?;
+            let pos = SourcePos {
+                file: name.clone(),
+                document: doc.index,
+                line: doc.start_line,
+            };
+            let mut parsed = Parsed::default();
+            parse_document(&doc.text, &pos, &mut parsed);
+            drop(doc);
+            loaded.problems.append(&mut parsed.problems);
+            for (mut obj, pos) in parsed.objects {
+                obj.default_namespace();
+                match (obj, on_service.as_mut()) {
+                    (Object::Service(svc), Some(sink)) => sink(*svc, pos, &mut loaded.problems),
+                    (other, _) => {
+                        loaded
+                            .config
+                            .add_objects(vec![(other, pos)], &mut loaded.problems);
+                    }
+                }
+            }
+        }
         loaded.files.push(f);
     }
     Ok(loaded)
@@ -118,6 +191,15 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, SourceError> {
 /// Reads one directory.
 pub fn load_dir(dir: &Path) -> Result<Loaded, SourceError> {
     load_paths(&[dir.to_path_buf()])
+}
+
+/// Reads one directory, handing each Service to `on_service` (see
+/// [`load_paths_with_services`]).
+pub fn load_dir_with_services(
+    dir: &Path,
+    on_service: ServiceSink<'_>,
+) -> Result<Loaded, SourceError> {
+    load_paths_with_services(&[dir.to_path_buf()], on_service)
 }
 
 /// Watches a directory and reloads it when a manifest in it changes.
@@ -170,9 +252,18 @@ impl DirWatch {
     /// Waits up to `timeout` for a change to a manifest, then (after [`DEBOUNCE`])
     /// reloads the directory. None when nothing changed in time.
     pub fn next_change(&self, timeout: Duration) -> Option<Result<Loaded, SourceError>> {
+        self.wait_change(timeout).then(|| load_dir(&self.dir))
+    }
+
+    /// Waits up to `timeout` for a change to a manifest, and then for the
+    /// burst of events to settle ([`DEBOUNCE`]); false when nothing changed
+    /// in time. The caller reloads as it likes.
+    pub fn wait_change(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
             match self.events.recv_timeout(left) {
                 Ok(Ok(ev)) if self.relevant(&ev) => break,
                 Ok(Ok(_)) => continue,
@@ -180,7 +271,7 @@ impl DirWatch {
                     tracing::warn!(dir = %self.dir.display(), error = %e, "file watch error; reloading to be safe");
                     break;
                 }
-                Err(_) => return None,
+                Err(_) => return false,
             }
         }
         // Drain the burst.
@@ -190,7 +281,7 @@ impl DirWatch {
                 break;
             }
         }
-        Some(load_dir(&self.dir))
+        true
     }
 }
 
@@ -258,6 +349,52 @@ mod tests {
         assert_eq!(unknown.severity, Severity::Warning);
         assert!(unknown.message.contains("Deployment d"), "{unknown}");
         assert_eq!(unknown.source.as_ref().unwrap().document, 3);
+    }
+
+    #[test]
+    fn services_go_to_the_sink_one_by_one_and_files_not_utf8_are_skipped_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = |name: &str, ns: &str| {
+            format!(
+                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n{ns}spec:\n  type: LoadBalancer\n"
+            )
+        };
+        fs::write(
+            dir.path().join("a.yaml"),
+            format!(
+                "{POOL}{}{}",
+                svc("web", ""),
+                svc("db", "  namespace: shop\n")
+            ),
+        )
+        .unwrap();
+        let mut bad = svc("lost", "").into_bytes();
+        bad.extend_from_slice(b"# \xff\n");
+        fs::write(dir.path().join("b.yaml"), bad).unwrap();
+        let mut seen = Vec::new();
+        let loaded = load_dir_with_services(dir.path(), &mut |s, pos, _| {
+            seen.push((
+                s.metadata.namespace.clone().unwrap(),
+                s.metadata.name.clone().unwrap(),
+                pos.document,
+                pos.line,
+            ));
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("default".to_string(), "web".to_string(), 2, 8),
+                ("shop".to_string(), "db".to_string(), 3, 15),
+            ]
+        );
+        assert!(loaded.config.services.is_empty());
+        assert_eq!(loaded.config.ip_address_pools.len(), 1);
+        assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+        assert!(loaded.problems[0].to_string().contains("not UTF-8"));
+        assert!(loaded.problems[0].to_string().contains("b.yaml"));
+        // Without a sink, Services are configuration as before.
+        assert_eq!(load_dir(dir.path()).unwrap().config.services.len(), 2);
     }
 
     #[test]

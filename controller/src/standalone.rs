@@ -5,28 +5,38 @@
 //!   (including `ferrolb.io/ip-allocated-from-pool`), its spec as read, and
 //!   `status.loadBalancer.ingress` (empty when pending). Read back on start as
 //!   the previous state, so no Service changes IP across restarts.
+//!
+//! Services are read one document at a time into their compact form (plus,
+//! for LoadBalancer Services, their annotations, labels and spec as compact
+//! JSON text for `services.yaml`); the previous state is read the same way
+//! and `services.yaml` is written document by document.
 //! - `events.yaml`: a list of `{type, reason, object, message}`.
 //! - `pools.yaml`: each pool's status counts.
 //! - `configuration.yaml`: the ConfigurationState (every configuration problem).
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_config::Config;
 use ferrolb_config::crd::{ConfigurationState, ConfigurationStateSpec, IPAddressPool};
-use ferrolb_config::manifest::{Object, parse_stream};
+use ferrolb_config::manifest::{Object, Parsed, parse_document};
+use ferrolb_config::problem::ObjectRef;
 use ferrolb_config::report::{configuration_state, pool_status};
-use ferrolb_config::source::{DirWatch, Loaded, load_dir};
+use ferrolb_config::source::{DirWatch, Loaded, load_dir_with_services};
 use ferrolb_config::validate::{valid_subset, validate};
+use ferrolb_config::yaml::{DocumentReader, SourcePos};
 use ferrolb_config::{Problem, Severity};
-use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service, ServiceStatus};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::ObjectMeta;
 use serde_json::json;
 
 use crate::allocator::{
-    ALLOCATED_FROM_POOL_ANNOTATION, Allocator, LbService, OutcomeState, ServiceKey, ServiceOutcome,
-    Snapshot, namespace_labels,
+    ALLOCATED_FROM_POOL_ANNOTATION, Allocator, LbService, OutcomeState, ServiceKey, Snapshot,
+    namespace_labels,
 };
 
 /// Events kept in `events.yaml` in long-running mode (oldest dropped first).
@@ -42,6 +52,14 @@ pub enum StandaloneError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Keeps the last [`MAX_EVENTS`] events.
+fn push_capped(events: &mut VecDeque<EventRecord>, e: EventRecord) {
+    if events.len() >= MAX_EVENTS {
+        events.pop_front();
+    }
+    events.push_back(e);
 }
 
 /// One recorded event, as written to `events.yaml`.
@@ -60,12 +78,269 @@ pub struct Standalone {
     dir: PathBuf,
     allocator: Allocator,
     restored: bool,
-    events: Vec<EventRecord>,
+    events: VecDeque<EventRecord>,
     last_problems: Vec<Problem>,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Services of ours holding IPs.
+    pub assigned: usize,
+    /// Services of ours without IPs.
+    pub pending: usize,
+}
+
+/// One Service read from the directory: its compact form for the allocator,
+/// and what `services.yaml` repeats of it.
+struct Entry {
+    svc: LbService,
+    /// For LoadBalancer Services (no other is written): compact JSON of
+    /// `{"annotations": …, "spec": …}` as read (the rest of the document
+    /// comes from `svc`). Kept as text, not as objects: a few dozen bytes
+    /// for a small Service.
+    doc: Option<Box<str>>,
+}
+
+impl AsRef<LbService> for Entry {
+    fn as_ref(&self) -> &LbService {
+        &self.svc
+    }
+}
+
+/// The Services of a directory, in the order read, each once (the first
+/// definition of a namespace/name counts), findable by key.
+#[derive(Default)]
+struct Services {
+    entries: Vec<Entry>,
+    /// Positions in `entries`, sorted by key.
+    by_key: Vec<u32>,
+}
+
+impl Services {
+    /// Reads the directory: configuration into [`Loaded`], Services into
+    /// their compact form one by one as the files are read.
+    fn load(dir: &Path) -> Result<(Loaded, Services), StandaloneError> {
+        let mut out = Services::default();
+        // Where each Service was first defined (file number, document, line),
+        // to name it if the Service is defined again.
+        let mut first_at: HashMap<ServiceKey, (u32, u32, u32)> = HashMap::new();
+        let mut files: Vec<String> = Vec::new();
+        // Namespace names, kept once.
+        let mut namespaces: HashSet<Arc<str>> = HashSet::new();
+        let loaded = load_dir_with_services(dir, &mut |svc, pos, problems| {
+            let mut key = ServiceKey::of(&svc);
+            match namespaces.get(&*key.namespace) {
+                Some(ns) => key.namespace = ns.clone(),
+                None => {
+                    namespaces.insert(key.namespace.clone());
+                }
+            }
+            if let Some((file, document, line)) = first_at.get(&key) {
+                let first = SourcePos {
+                    file: files[*file as usize].clone(),
+                    document: *document as usize,
+                    line: *line as usize,
+                };
+                problems.push(
+                    Problem::error(
+                        ObjectRef::new("Service", Some(&key.namespace), &key.name),
+                        "metadata.name",
+                        format!(
+                            "defined twice; the definition at {first} is used and this one ignored"
+                        ),
+                    )
+                    .with_source(Some(pos)),
+                );
+                return;
+            }
+            if files.last() != Some(&pos.file) {
+                files.push(pos.file.clone());
+            }
+            let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            first_at.insert(
+                key.clone(),
+                (at(files.len() - 1), at(pos.document), at(pos.line)),
+            );
+            let mut entry = Entry::read(&svc);
+            entry.svc.key = key;
+            out.entries.push(entry);
+        })?;
+        drop(first_at);
+        let mut by_key: Vec<u32> = (0..out.entries.len() as u32).collect();
+        by_key.sort_unstable_by(|a, b| {
+            out.entries[*a as usize]
+                .svc
+                .key
+                .cmp(&out.entries[*b as usize].svc.key)
+        });
+        out.by_key = by_key;
+        out.entries.shrink_to_fit();
+        Ok((loaded, out))
+    }
+
+    fn get_mut(&mut self, key: &ServiceKey) -> Option<&mut Entry> {
+        let i = self
+            .by_key
+            .binary_search_by(|i| self.entries[*i as usize].svc.key.cmp(key))
+            .ok()?;
+        let at = self.by_key[i] as usize;
+        self.entries.get_mut(at)
+    }
+
+    /// Overlays the previous results (`status/services.yaml`): each Service's
+    /// status IPs and pool annotation, read one document at a time.
+    fn overlay_previous(&mut self, dir: &Path) {
+        let path = dir.join("status").join("services.yaml");
+        let Ok(file) = std::fs::File::open(&path) else {
+            return;
+        };
+        let name = path.display().to_string();
+        // Pool names, kept once.
+        let mut pools: HashSet<Arc<str>> = HashSet::new();
+        for doc in DocumentReader::new(std::io::BufReader::new(file)) {
+            let doc = match doc {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!("previous state {name}: {e}");
+                    return;
+                }
+            };
+            let pos = SourcePos {
+                file: name.clone(),
+                document: doc.index,
+                line: doc.start_line,
+            };
+            let mut parsed = Parsed::default();
+            parse_document(&doc.text, &pos, &mut parsed);
+            for p in &parsed.problems {
+                tracing::warn!("previous state: {p}");
+            }
+            for (obj, _) in parsed.objects {
+                let Object::Service(mut prev) = obj else {
+                    continue;
+                };
+                if prev.metadata.namespace.is_none() {
+                    prev.metadata.namespace = Some("default".into());
+                }
+                let Some(entry) = self.get_mut(&ServiceKey::of(&prev)) else {
+                    continue;
+                };
+                // The previous status always; the pool annotation when the
+                // previous run wrote one (else the file's own stays).
+                if prev.annotation_missing(ALLOCATED_FROM_POOL_ANNOTATION)
+                    && let Some(own) = entry.svc.pool_annotation()
+                {
+                    prev.metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(ALLOCATED_FROM_POOL_ANNOTATION.to_string(), own.to_string());
+                }
+                entry.svc.set_status_from(&prev);
+                entry.svc.share_pool_annotation(|p| match pools.get(&**p) {
+                    Some(shared) => shared.clone(),
+                    None => {
+                        pools.insert(p.clone());
+                        p.clone()
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Whether an object lacks an annotation.
+trait AnnotationMissing {
+    fn annotation_missing(&self, name: &str) -> bool;
+}
+
+impl AnnotationMissing for Service {
+    fn annotation_missing(&self, name: &str) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key(name))
+    }
+}
+
+impl Entry {
+    fn read(svc: &Service) -> Entry {
+        let compact = LbService::from(svc);
+        let lb = svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+        let doc = lb.then(|| {
+            let mut doc = serde_json::Map::new();
+            if let Some(a) = svc.metadata.annotations.as_ref().filter(|a| !a.is_empty()) {
+                doc.insert("annotations".into(), json!(a));
+            }
+            if let Some(spec) = &svc.spec {
+                doc.insert("spec".into(), json!(spec));
+            }
+            if let Some(l) = svc.metadata.labels.as_ref().filter(|l| !l.is_empty()) {
+                doc.insert("labels".into(), json!(l));
+            }
+            serde_json::Value::Object(doc).to_string().into_boxed_str()
+        });
+        Entry { svc: compact, doc }
+    }
+
+    /// The `services.yaml` document: metadata (name, namespace, annotations
+    /// with the pool annotation set or removed, labels), the spec as read and
+    /// `status.loadBalancer.ingress`.
+    fn document(&self, ips: &[IpAddr], pool: Option<&str>) -> serde_json::Value {
+        let mut doc: serde_json::Map<String, serde_json::Value> = self
+            .doc
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        let mut annotations = match doc.remove("annotations") {
+            Some(serde_json::Value::Object(a)) => a,
+            _ => serde_json::Map::new(),
+        };
+        match pool {
+            Some(p) => {
+                annotations.insert(ALLOCATED_FROM_POOL_ANNOTATION.into(), json!(p));
+            }
+            None => {
+                annotations.remove(ALLOCATED_FROM_POOL_ANNOTATION);
+            }
+        }
+        let mut metadata = serde_json::Map::new();
+        if !annotations.is_empty() {
+            metadata.insert("annotations".into(), annotations.into());
+        }
+        if let Some(labels) = doc.remove("labels") {
+            metadata.insert("labels".into(), labels);
+        }
+        metadata.insert("name".into(), json!(&*self.svc.key.name));
+        metadata.insert("namespace".into(), json!(&*self.svc.key.namespace));
+        let ingress: Vec<serde_json::Value> =
+            ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect();
+        let mut out = serde_json::Map::new();
+        out.insert("metadata".into(), metadata.into());
+        if let Some(spec) = doc.remove("spec") {
+            out.insert("spec".into(), spec);
+        }
+        out.insert(
+            "status".into(),
+            json!({"loadBalancer": {"ingress": ingress}}),
+        );
+        out.insert("apiVersion".into(), json!("v1"));
+        out.insert("kind".into(), json!("Service"));
+        out.into()
+    }
 }
 
 /// Writes `contents` to `path` atomically (temporary file in the same folder, then rename).
 pub fn write_atomic(path: &Path, contents: &str) -> Result<(), StandaloneError> {
+    write_atomic_with(path, |w| w.write_all(contents.as_bytes()))
+}
+
+/// Writes a file atomically, its contents produced piece by piece by `fill`
+/// into a buffered writer (temporary file in the same folder, then rename).
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), StandaloneError> {
     let err = |source| StandaloneError::Write {
         path: path.to_path_buf(),
         source,
@@ -77,34 +352,12 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), StandaloneError> 
         path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
         std::process::id()
     ));
-    std::fs::write(&tmp, contents).map_err(err)?;
+    let file = std::fs::File::create(&tmp).map_err(err)?;
+    let mut out = std::io::BufWriter::new(file);
+    fill(&mut out).map_err(err)?;
+    out.flush().map_err(err)?;
+    drop(out);
     std::fs::rename(&tmp, path).map_err(err)
-}
-
-/// Previous results from `status/services.yaml`: status and pool annotation per Service.
-fn previous_state(dir: &Path) -> BTreeMap<ServiceKey, Service> {
-    let path = dir.join("status").join("services.yaml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return BTreeMap::new();
-    };
-    let parsed = parse_stream(&text, &path.display().to_string());
-    for p in &parsed.problems {
-        tracing::warn!("previous state: {p}");
-    }
-    parsed
-        .objects
-        .into_iter()
-        .filter_map(|(o, _)| match o {
-            Object::Service(s) => Some(*s),
-            _ => None,
-        })
-        .map(|mut s| {
-            if s.metadata.namespace.is_none() {
-                s.metadata.namespace = Some("default".into());
-            }
-            (ServiceKey::of(&s), s)
-        })
-        .collect()
 }
 
 fn yaml(value: &impl serde::Serialize) -> String {
@@ -120,21 +373,24 @@ impl Standalone {
                 None => Allocator::new(),
             },
             restored: false,
-            events: Vec::new(),
+            events: VecDeque::new(),
             last_problems: Vec::new(),
         }
     }
 
     /// Loads the directory and runs one allocation round, then writes `status/`.
-    pub fn run_once(&mut self) -> Result<Vec<ServiceOutcome>, StandaloneError> {
-        let loaded = load_dir(&self.dir)?;
-        self.apply(loaded)
+    pub fn run_once(&mut self) -> Result<Round, StandaloneError> {
+        let (loaded, mut services) = Services::load(&self.dir)?;
+        // Overlay the previous status (ours, from status/services.yaml) onto
+        // the Services read as configuration, which carry none.
+        services.overlay_previous(&self.dir);
+        self.apply(loaded, &services)
     }
 
     /// Runs one allocation round over what was loaded, then writes `status/`.
-    pub fn apply(&mut self, loaded: Loaded) -> Result<Vec<ServiceOutcome>, StandaloneError> {
+    fn apply(&mut self, loaded: Loaded, services: &Services) -> Result<Round, StandaloneError> {
         let Loaded {
-            mut config,
+            config,
             problems: mut all_problems,
             ..
         } = loaded;
@@ -142,31 +398,9 @@ impl Standalone {
         let valid = valid_subset(&config, &all_problems);
         self.record_problems(&all_problems);
 
-        // Overlay the previous status (ours, from status/services.yaml) onto
-        // the Services read as configuration, which carry none.
-        let previous = previous_state(&self.dir);
-        for svc in &mut config.services {
-            if let Some(prev) = previous.get(&ServiceKey::of(svc)) {
-                svc.status = prev.status.clone();
-                let pool = prev
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(ALLOCATED_FROM_POOL_ANNOTATION))
-                    .cloned();
-                if let Some(pool) = pool {
-                    svc.metadata
-                        .annotations
-                        .get_or_insert_with(Default::default)
-                        .insert(ALLOCATED_FROM_POOL_ANNOTATION.to_string(), pool);
-                }
-            }
-        }
-
         self.allocator.set_pools(&valid.ip_address_pools);
         let ns_labels = namespace_labels(&config.namespaces);
-        let services: Vec<LbService> = config.services.iter().map(LbService::from).collect();
-        let snapshot = Snapshot::new(&services, &ns_labels);
+        let snapshot = Snapshot::new(&services.entries, &ns_labels);
         if !self.restored {
             let report = self.allocator.restore(snapshot);
             for (key, why) in &report.refused {
@@ -174,27 +408,31 @@ impl Standalone {
             }
             self.restored = true;
         }
-        let outcomes = self.allocator.reconcile(snapshot);
-        for o in &outcomes {
-            for e in &o.events {
-                self.push_event(EventRecord {
-                    type_: e.type_.as_str().to_string(),
-                    reason: e.reason.to_string(),
-                    object: o.service.to_string(),
-                    message: e.message.clone(),
-                });
+        let mut round = Round::default();
+        self.allocator.reconcile_each(snapshot, |o| {
+            match o.state {
+                OutcomeState::Assigned => round.assigned += 1,
+                OutcomeState::Pending(_) => round.pending += 1,
+                OutcomeState::Released(_) => {}
             }
-        }
-        self.write_status(&config, &valid, &outcomes, &all_problems)?;
-        Ok(outcomes)
+            for e in o.events {
+                push_capped(
+                    &mut self.events,
+                    EventRecord {
+                        type_: e.type_.as_str().to_string(),
+                        reason: e.reason.to_string(),
+                        object: o.service.to_string(),
+                        message: e.message,
+                    },
+                );
+            }
+        });
+        self.write_status(services, &valid, &all_problems)?;
+        Ok(round)
     }
 
     fn push_event(&mut self, e: EventRecord) {
-        self.events.push(e);
-        if self.events.len() > MAX_EVENTS {
-            let excess = self.events.len() - MAX_EVENTS;
-            self.events.drain(..excess);
-        }
+        push_capped(&mut self.events, e);
     }
 
     /// Configuration problems become Warning events once (not on every reload).
@@ -227,67 +465,29 @@ impl Standalone {
 
     fn write_status(
         &self,
-        config: &Config,
+        services: &Services,
         valid: &Config,
-        outcomes: &[ServiceOutcome],
         problems: &[Problem],
     ) -> Result<(), StandaloneError> {
         let status_dir = self.dir.join("status");
-        let by_key: BTreeMap<ServiceKey, &ServiceOutcome> =
-            outcomes.iter().map(|o| (o.service.clone(), o)).collect();
 
-        // services.yaml: Services of ours, in the order read.
-        let mut services = String::new();
-        for svc in &config.services {
-            let key = ServiceKey::of(svc);
-            let Some(outcome) = by_key.get(&key) else {
-                continue;
-            };
-            if matches!(outcome.state, OutcomeState::Released(_)) {
-                continue;
-            }
-            let mut annotations = svc.metadata.annotations.clone().unwrap_or_default();
-            match &outcome.pool {
-                Some(pool) => {
-                    annotations.insert(ALLOCATED_FROM_POOL_ANNOTATION.to_string(), pool.clone());
+        // services.yaml: Services of ours, in the order read, one document
+        // at a time straight to the file.
+        write_atomic_with(&status_dir.join("services.yaml"), |out| {
+            for entry in &services.entries {
+                if !self.allocator.handles(&entry.svc) {
+                    continue;
                 }
-                None => {
-                    annotations.remove(ALLOCATED_FROM_POOL_ANNOTATION);
-                }
+                let (ips, pool) = self
+                    .allocator
+                    .assignment(&entry.svc.key)
+                    .unwrap_or((&[], ""));
+                let pool = (!pool.is_empty()).then_some(pool);
+                out.write_all(b"---\n")?;
+                out.write_all(yaml(&entry.document(ips, pool)).as_bytes())?;
             }
-            let out = Service {
-                metadata: ObjectMeta {
-                    name: svc.metadata.name.clone(),
-                    namespace: svc.metadata.namespace.clone(),
-                    annotations: (!annotations.is_empty()).then_some(annotations),
-                    labels: svc.metadata.labels.clone(),
-                    ..Default::default()
-                },
-                spec: svc.spec.clone(),
-                status: Some(ServiceStatus {
-                    load_balancer: Some(LoadBalancerStatus {
-                        ingress: Some(
-                            outcome
-                                .ips
-                                .iter()
-                                .map(|ip| LoadBalancerIngress {
-                                    ip: Some(ip.to_string()),
-                                    ..Default::default()
-                                })
-                                .collect(),
-                        ),
-                    }),
-                    ..Default::default()
-                }),
-            };
-            let mut value = serde_json::to_value(&out).unwrap_or_default();
-            value["apiVersion"] = json!("v1");
-            value["kind"] = json!("Service");
-            services.push_str("---\n");
-            services.push_str(&yaml(&value));
-        }
-        write_atomic(&status_dir.join("services.yaml"), &services)?;
-
+            Ok(())
+        })?;
         write_atomic(&status_dir.join("events.yaml"), &yaml(&self.events))?;
 
         // pools.yaml: the status of every valid pool.
@@ -329,22 +529,15 @@ impl Standalone {
     /// change to the directory (picked up within a second).
     pub fn run_forever(&mut self) -> Result<(), StandaloneError> {
         let watch = DirWatch::new(&self.dir)?;
-        let first = self.run_once()?;
-        self.log_round(first);
         loop {
-            if let Some(loaded) = watch.next_change(Duration::from_secs(3600)) {
-                let outcomes = self.apply(loaded?)?;
-                self.log_round(outcomes);
-            }
+            let round = self.run_once()?;
+            tracing::info!(
+                assigned = round.assigned,
+                pending = round.pending,
+                dir = %self.dir.display(),
+                "allocation round done"
+            );
+            while !watch.wait_change(Duration::from_secs(3600)) {}
         }
-    }
-
-    fn log_round(&self, outcomes: Vec<ServiceOutcome>) {
-        let assigned = outcomes
-            .iter()
-            .filter(|o| o.state == OutcomeState::Assigned)
-            .count();
-        let pending = outcomes.iter().filter(|o| o.is_pending()).count();
-        tracing::info!(assigned, pending, dir = %self.dir.display(), "allocation round done");
     }
 }

@@ -202,3 +202,69 @@ fn long_running_mode_reallocates_on_file_changes() {
         names_ips(&[("web", &["198.51.100.10"]), ("api", &["198.51.100.11"])])
     );
 }
+
+#[test]
+fn services_yaml_repeats_metadata_and_spec_as_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pool.yaml"), POOL).unwrap();
+    std::fs::write(
+        dir.path().join("svc.yaml"),
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+  labels: {app: web}
+  annotations: {example.com/note: \"hello: world\", ferrolb.io/ip-allocated-from-pool: stale}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, name: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: internal}
+spec: {type: ClusterIP, ports: [{port: 81}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {type: LoadBalancer, ports: [{port: 9}]}
+",
+    )
+    .unwrap();
+    run_once(dir.path());
+    let text = std::fs::read_to_string(dir.path().join("status/services.yaml")).unwrap();
+    let docs = ferrolb_config::yaml::split_documents(&text);
+    // The ClusterIP Service is not ours; the second "web" is a duplicate.
+    assert_eq!(docs.len(), 1, "{text}");
+    let doc: serde_json::Value = serde_saphyr::from_str(docs[0].text).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "web",
+                "namespace": "shop",
+                "labels": {"app": "web"},
+                "annotations": {
+                    "example.com/note": "hello: world",
+                    "ferrolb.io/ip-allocated-from-pool": "lan",
+                },
+            },
+            "spec": {
+                "type": "LoadBalancer",
+                "selector": {"app": "web"},
+                "ports": [{"port": 80, "targetPort": 8080, "name": "http"}],
+            },
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}]}},
+        })
+    );
+    let state = std::fs::read_to_string(dir.path().join("status/configuration.yaml")).unwrap();
+    assert!(
+        state.contains("defined twice; the definition at")
+            && state.contains("svc.yaml:1 (document 1) is used and this one ignored"),
+        "{state}"
+    );
+}

@@ -129,7 +129,7 @@ fn differs(view: &ServiceView<'_>, ips: &[IpAddr], pool: Option<&str>) -> bool {
 /// labels are prepared once.
 struct NsTable<'n> {
     table: Vec<NsLabels<'n>>,
-    index: Vec<usize>,
+    index: Vec<u32>,
 }
 
 impl<'n> NsTable<'n> {
@@ -137,13 +137,14 @@ impl<'n> NsTable<'n> {
         namespaces: &'n NamespaceLabels,
         namespaces_of: impl Iterator<Item = &'n str>,
     ) -> NsTable<'n> {
-        let mut seen: HashMap<&'n str, usize> = HashMap::new();
+        let mut seen: HashMap<&'n str, u32> = HashMap::new();
         let mut table = Vec::new();
         let index = namespaces_of
             .map(|ns| {
                 *seen.entry(ns).or_insert_with(|| {
                     table.push(NsLabels::new(ns, namespaces.get(ns)));
-                    table.len() - 1
+                    // Fewer namespaces than Services, and Services fit in memory.
+                    u32::try_from(table.len() - 1).unwrap_or(u32::MAX)
                 })
             })
             .collect();
@@ -151,7 +152,7 @@ impl<'n> NsTable<'n> {
     }
 
     fn get(&self, i: usize) -> &NsLabels<'n> {
-        &self.table[self.index[i]]
+        &self.table[self.index[i] as usize]
     }
 }
 
@@ -453,24 +454,35 @@ impl Allocator {
         let mut ours = views;
         ours.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
         let labels = NsTable::new(snapshot.namespaces, ours.iter().map(|v| &*v.key.namespace));
-        let mut events: Vec<Vec<Event>> = vec![Vec::new(); ours.len()];
+        // Events of steps 2 and 3, by position in `ours` (few Services have any).
+        let mut events: HashMap<usize, Vec<Event>> = HashMap::new();
+        // Room for every Service at once, rather than growing step by step.
+        self.services
+            .reserve(ours.len().saturating_sub(self.services.len()));
 
         // 2. Keep valid assignments.
         for (i, view) in ours.iter().enumerate() {
-            self.revalidate(view, labels.get(i), &mut events[i]);
+            let mut ev = Vec::new();
+            self.revalidate(view, labels.get(i), &mut ev);
+            if !ev.is_empty() {
+                events.insert(i, ev);
+            }
         }
         // 3. Claim the status of Services never seen.
         for (i, view) in ours.iter().enumerate() {
-            if !events[i].is_empty() || self.services.contains_key(view.key) {
+            if events.contains_key(&i) || self.services.contains_key(view.key) {
                 continue;
             }
             if let Err(why) = self.claim_status(view, labels.get(i)) {
-                events[i].push(Event::invalidated(view.status().unwrap_or_default(), &why));
+                events.insert(
+                    i,
+                    vec![Event::invalidated(view.status().unwrap_or_default(), &why)],
+                );
             }
         }
         // 4. Allocate the rest.
         for (i, view) in ours.iter().enumerate() {
-            let mut ev = std::mem::take(&mut events[i]);
+            let mut ev = events.remove(&i).unwrap_or_default();
             let result = match self.held(view.key) {
                 Some(held) => Ok(held),
                 None => self.allocate_fresh(view, labels.get(i), &mut ev),
