@@ -2,6 +2,7 @@
 //!
 //! - [`bgp`]: BGP interop labs (router and node namespaces, GoBGP, the
 //!   `bgp-probe` runner).
+//! - [`capture`]: tcpdump captures inside a test namespace.
 //! - [`netns`]: network-namespace labs (bridge, hosts, commands inside
 //!   them), cleaned up by Drop guards.
 //! - [`speaker`]: building `ferrolb-speaker` and running `l2-probe`.
@@ -9,6 +10,7 @@
 //!   system tools.
 
 pub mod bgp;
+pub mod capture;
 pub mod netns;
 pub mod routers;
 pub mod speaker;

@@ -15,76 +15,17 @@
 //! Run: `sudo -E cargo test -p ferrolb-e2e --test bgp_capture -- --nocapture`.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use ferrolb_e2e::bgp::{
     BgpLab, BgpProbe, GOBGP_ESTABLISHED, GoBgp, GoBgpNeighbor, NODE_V4, ROUTER_V4, wait_until,
 };
-use ferrolb_e2e::netns::{Netns, find_tool, run_with_timeout};
+use ferrolb_e2e::capture::Tcpdump;
+use ferrolb_e2e::netns::{find_tool, run_with_timeout};
 
 const ROUTER_ASN: u32 = 4_200_000_001;
 const NODE_ASN: u32 = 4_200_000_002;
 const WAIT: Duration = Duration::from_secs(20);
-
-/// tcpdump, stopped with SIGTERM (so the capture file is complete) on drop.
-struct Capture(Option<Child>);
-
-impl Capture {
-    fn start(ns: &Netns, pcap: &std::path::Path, log: &std::path::Path) -> Capture {
-        let tcpdump = find_tool("tcpdump").expect("tcpdump");
-        let child = ns
-            .command(tcpdump)
-            .args([
-                "-i",
-                "veth0",
-                "-n",
-                "-U",
-                "--immediate-mode",
-                "-s",
-                "0",
-                "-w",
-            ])
-            .arg(pcap)
-            .args(["tcp", "port", "179"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(log).expect("tcpdump log"))
-            .spawn()
-            .expect("spawning tcpdump");
-        let capture = Capture(Some(child));
-        let listening = wait_until(Duration::from_secs(10), || {
-            std::fs::read_to_string(log)
-                .is_ok_and(|l| l.contains("listening on"))
-                .then_some(())
-        });
-        assert!(listening.is_some(), "tcpdump did not start listening");
-        capture
-    }
-
-    fn stop(&mut self) {
-        let Some(mut child) = self.0.take() else {
-            return;
-        };
-        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) of our own child process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let exited = wait_until(Duration::from_secs(5), || {
-            child.try_wait().ok().flatten().map(|_| ())
-        });
-        if exited.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn tshark(pcap: &std::path::Path, args: &[&str]) -> String {
     let tshark = find_tool("tshark").expect("tshark");
@@ -113,7 +54,14 @@ fn tshark_decodes_every_message_we_send() {
     let lab = BgpLab::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let pcap = dir.path().join("bgp.pcap");
-    let mut capture = Capture::start(&lab.router, &pcap, &dir.path().join("tcpdump.log"));
+    let mut capture = Tcpdump::start(
+        &lab.router,
+        "veth0",
+        &["-s", "0"],
+        &["tcp", "port", "179"],
+        &pcap,
+        &dir.path().join("tcpdump.log"),
+    );
     let mut gobgp = GoBgp::start(
         &lab.router,
         ROUTER_ASN,

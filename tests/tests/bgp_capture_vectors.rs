@@ -50,6 +50,7 @@ use std::time::Duration;
 use ferrolb_e2e::bgp::{
     BgpLab, BgpProbe, Daemon, NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, wait_until,
 };
+use ferrolb_e2e::capture::Tcpdump;
 use ferrolb_e2e::netns::{COMMAND_TIMEOUT, Netns, find_tool, run_with_timeout};
 use ferrolb_e2e::routers::{Frr, FrrConfig, FrrNeighbor, exabgp_binary, require_exabgp};
 
@@ -213,64 +214,6 @@ trait Router {
 
 // ------------------------------------------------------------- capture
 
-/// tcpdump, stopped with SIGTERM (so the capture file is complete) on drop.
-struct Capture(Option<Child>);
-
-impl Capture {
-    fn start(ns: &Netns, pcap: &Path, log: &Path) -> Capture {
-        let tcpdump = find_tool("tcpdump").expect("tcpdump");
-        let child = ns
-            .command(tcpdump)
-            .args([
-                "-i",
-                "veth0",
-                "-n",
-                "-U",
-                "--immediate-mode",
-                "-s",
-                "0",
-                "-w",
-            ])
-            .arg(pcap)
-            .args(["tcp", "port", "179"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(log).expect("tcpdump log"))
-            .spawn()
-            .expect("spawning tcpdump");
-        let capture = Capture(Some(child));
-        let listening = wait_until(Duration::from_secs(10), || {
-            std::fs::read_to_string(log)
-                .is_ok_and(|l| l.contains("listening on"))
-                .then_some(())
-        });
-        assert!(listening.is_some(), "tcpdump did not start listening");
-        capture
-    }
-
-    fn stop(&mut self) {
-        let Some(mut child) = self.0.take() else {
-            return;
-        };
-        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) of our own child process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let exited = wait_until(Duration::from_secs(5), || {
-            child.try_wait().ok().flatten().map(|_| ())
-        });
-        if exited.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 fn output_text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
@@ -430,7 +373,14 @@ fn capture(
     let lab = BgpLab::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let pcap = dir.path().join("bgp.pcap");
-    let mut tcpdump = Capture::start(&lab.router, &pcap, &dir.path().join("tcpdump.log"));
+    let mut tcpdump = Tcpdump::start(
+        &lab.router,
+        "veth0",
+        &["-s", "0"],
+        &["tcp", "port", "179"],
+        &pcap,
+        &dir.path().join("tcpdump.log"),
+    );
     let mut daemon = start(&lab, scenario);
     let node_asn = scenario.node_asn.to_string();
     let router_asn = scenario.router_asn.to_string();

@@ -27,7 +27,8 @@ use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferrolb_e2e::netns::{Lab, Netns};
+use ferrolb_e2e::capture::Tcpdump;
+use ferrolb_e2e::netns::Lab;
 use ferrolb_e2e::require;
 use ferrolb_e2e::speaker::speaker_binary;
 use serde_json::Value;
@@ -243,27 +244,6 @@ fn summary(label: &str, values: &mut [f64]) {
     );
 }
 
-fn start_tcpdump(client: &Netns, pcap: &std::path::Path, log: &std::path::Path) -> Guard {
-    let tcpdump = ferrolb_e2e::netns::find_tool("tcpdump").expect("tcpdump");
-    let child = client
-        .command(tcpdump)
-        .args(["-i", "eth0", "-n", "-U", "--immediate-mode", "-s", "128"])
-        .args(["-B", "65536", "-w"])
-        .arg(pcap)
-        .args(["arp", "or", "icmp6"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(log).expect("tcpdump log"))
-        .spawn()
-        .expect("spawning tcpdump");
-    let guard = Guard(Some(child));
-    let listening = wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(log).is_ok_and(|l| l.contains("listening on"))
-    });
-    assert!(listening, "tcpdump did not start listening");
-    guard
-}
-
 #[test]
 #[ignore = "benchmark (~30 s, root): run with --ignored --nocapture"]
 fn l2_wire_benchmark() {
@@ -304,7 +284,14 @@ fn l2_wire_benchmark() {
 
     let pcap = dir.path().join("client.pcap");
     let tcpdump_log = dir.path().join("tcpdump.log");
-    let mut tcpdump = start_tcpdump(&client.ns, &pcap, &tcpdump_log);
+    let mut tcpdump = Tcpdump::start(
+        &client.ns,
+        "eth0",
+        &["-s", "128", "-B", "65536"],
+        &["arp", "or", "icmp6"],
+        &pcap,
+        &tcpdump_log,
+    );
 
     // The probe's stdout goes to a file: a pipe that is not read would
     // block the probe (and with it the announcer).
@@ -358,7 +345,7 @@ fn l2_wire_benchmark() {
 
     probe.stop(libc::SIGTERM, Duration::from_secs(20));
     // tcpdump flushes its buffer and prints its drop counters on SIGINT.
-    tcpdump.stop(libc::SIGINT, Duration::from_secs(10));
+    tcpdump.stop_with(libc::SIGINT, Duration::from_secs(10));
     let tcpdump_stats = std::fs::read_to_string(&tcpdump_log).unwrap_or_default();
 
     // The probe's view: when each IP was taken, what it counted.
