@@ -140,6 +140,18 @@ pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
+/// Samples `state` every 200 ms for `window` (a bounded observation, for
+/// what must not happen); returns the samples.
+pub fn sample_for<T>(window: Duration, mut state: impl FnMut() -> T) -> Vec<T> {
+    let end = Instant::now() + window;
+    let mut samples = Vec::new();
+    while Instant::now() < end {
+        samples.push(state());
+        thread::sleep(Duration::from_millis(200));
+    }
+    samples
+}
+
 /// GoBGP (`gobgpd`) in the router namespace, its gRPC API on the
 /// namespace's loopback.
 #[derive(Debug)]
@@ -155,6 +167,16 @@ pub struct GoBgpNeighbor {
     pub address: String,
     /// Its AS.
     pub asn: u32,
+}
+
+impl GoBgpNeighbor {
+    /// The neighbour at `address` in AS `asn`.
+    pub fn new(address: &str, asn: u32) -> GoBgpNeighbor {
+        GoBgpNeighbor {
+            address: address.to_owned(),
+            asn,
+        }
+    }
 }
 
 impl GoBgp {
@@ -261,7 +283,38 @@ pub struct BgpProbe {
     stderr: Option<thread::JoinHandle<String>>,
 }
 
+/// The probe arguments of a session in AS `asn` from `source` to `peer`
+/// in AS `peer_asn`: `--asn --peer --peer-asn --source`.
+pub fn session_args(asn: u32, peer: &str, peer_asn: u32, source: &str) -> Vec<String> {
+    vec![
+        "--asn".to_owned(),
+        asn.to_string(),
+        "--peer".to_owned(),
+        peer.to_owned(),
+        "--peer-asn".to_owned(),
+        peer_asn.to_string(),
+        "--source".to_owned(),
+        source.to_owned(),
+    ]
+}
+
 impl BgpProbe {
+    /// Starts `bgp-probe` in `ns` for a session in AS `asn` from `source`
+    /// to `peer` in AS `peer_asn` ([`session_args`]), then `extra`.
+    pub fn start_session(
+        ns: &Netns,
+        asn: u32,
+        peer: &str,
+        peer_asn: u32,
+        source: &str,
+        extra: &[&str],
+    ) -> BgpProbe {
+        let session = session_args(asn, peer, peer_asn, source);
+        let mut args: Vec<&str> = session.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
+        BgpProbe::start(ns, &args)
+    }
+
     /// Starts `bgp-probe ARGS` in `ns`.
     pub fn start(ns: &Netns, args: &[&str]) -> BgpProbe {
         let mut command = ns.command(speaker_binary());
@@ -363,6 +416,11 @@ impl BgpProbe {
             self.seen.push(line);
         }
         &self.seen
+    }
+
+    /// Whether any line so far is an `event` line.
+    pub fn saw(&mut self, event: &str) -> bool {
+        self.events().iter().any(|l| l["event"] == event)
     }
 
     /// SIGTERM, then a bounded wait; returns the exit status and stderr.

@@ -126,6 +126,18 @@ pub struct FrrConfig {
 }
 
 impl FrrConfig {
+    /// AS `asn`, BGP identifier `router_id`, the given neighbours, no
+    /// graceful-restart timers of its own (FRR's defaults).
+    pub fn new(asn: u32, router_id: &str, neighbors: Vec<FrrNeighbor>) -> FrrConfig {
+        FrrConfig {
+            asn,
+            router_id: router_id.to_owned(),
+            restart_time: None,
+            stalepath_time: None,
+            neighbors,
+        }
+    }
+
     /// `bgpd.conf`: eBGP without policies (`no bgp ebgp-requires-policy`),
     /// no import check, every neighbour in the families it asks for.
     pub fn bgpd_conf(&self) -> String {

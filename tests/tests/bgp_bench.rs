@@ -106,26 +106,19 @@ fn receiver(lab: &BgpLab) -> GoBgp {
     GoBgp::start(
         &lab.router,
         ROUTER_ASN,
-        &[GoBgpNeighbor {
-            address: NODE_V4.to_owned(),
-            asn: NODE_ASN,
-        }],
+        &[GoBgpNeighbor::new(NODE_V4, NODE_ASN)],
     )
 }
 
 fn run_ours(lab: &BgpLab, file: &std::path::Path, n: u64) -> Duration {
     let mut gobgp = receiver(lab);
-    let mut probe = BgpProbe::start(
+    let mut probe = BgpProbe::start_session(
         &lab.node,
+        NODE_ASN,
+        ROUTER_V4,
+        ROUTER_ASN,
+        NODE_V4,
         &[
-            "--asn",
-            &NODE_ASN.to_string(),
-            "--peer",
-            ROUTER_V4,
-            "--peer-asn",
-            &ROUTER_ASN.to_string(),
-            "--source",
-            NODE_V4,
             "--next-hop",
             NODE_V6,
             "--prefixes-file",

@@ -191,32 +191,16 @@ fn nft(ns: &Netns, command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn config(neighbor: FrrNeighbor) -> FrrConfig {
-    FrrConfig {
-        asn: ROUTER_ASN,
-        router_id: ROUTER_V4.to_owned(),
-        restart_time: None,
-        stalepath_time: None,
-        neighbors: vec![neighbor],
-    }
-}
-
 fn start_probe(lab: &BgpLab, family: Family) -> BgpProbe {
-    let asn = NODE_ASN.to_string();
-    let peer_asn = ROUTER_ASN.to_string();
     let interval = BFD_INTERVAL_MS.to_string();
     let multiplier = BFD_MULTIPLIER.to_string();
-    BgpProbe::start(
+    BgpProbe::start_session(
         &lab.node,
+        NODE_ASN,
+        family.router,
+        ROUTER_ASN,
+        family.node,
         &[
-            "--asn",
-            &asn,
-            "--peer",
-            family.router,
-            "--peer-asn",
-            &peer_asn,
-            "--source",
-            family.node,
             "--router-id",
             NODE_V4,
             "--prefix",
@@ -356,7 +340,10 @@ fn bfd_single_hop_with_frr(family: Family) {
         transmit_ms: BFD_INTERVAL_MS,
         detect_multiplier: BFD_MULTIPLIER,
     });
-    let mut frr = Frr::start(&lab.router, &config(neighbor));
+    let mut frr = Frr::start(
+        &lab.router,
+        &FrrConfig::new(ROUTER_ASN, ROUTER_V4, vec![neighbor]),
+    );
     let mut probe = start_probe(&lab, family);
     let ms = u64::from(BFD_INTERVAL_MS);
     let multiplier = u64::from(BFD_MULTIPLIER);

@@ -10,9 +10,11 @@
 //! each test prints `SKIPPED: …`, unless `CI` is set, where it fails.
 //! Run: `sudo -E cargo test -p ferrolb-e2e --test bgp_bird -- --nocapture`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferrolb_e2e::bgp::{BgpLab, BgpProbe, NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, wait_until};
+use ferrolb_e2e::bgp::{
+    BgpLab, BgpProbe, NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, sample_for, wait_until,
+};
 use ferrolb_e2e::routers::{
     Bird, BirdConfig, BirdExport, BirdNeighbor, BirdRoute, stop_with_cease,
 };
@@ -35,22 +37,8 @@ fn config(neighbor: BirdNeighbor, static_routes: &[&str]) -> BirdConfig {
 
 /// Probe arguments for a session from `source` to `peer`, then `extra`.
 fn start_probe(lab: &BgpLab, asn: u32, peer: &str, source: &str, extra: &[&str]) -> BgpProbe {
-    let asn = asn.to_string();
-    let router_asn = ROUTER_ASN.to_string();
-    let mut args = vec![
-        "--asn",
-        &asn,
-        "--peer",
-        peer,
-        "--peer-asn",
-        &router_asn,
-        "--source",
-        source,
-        "--router-id",
-        NODE_V4,
-    ];
-    args.extend_from_slice(extra);
-    BgpProbe::start(&lab.node, &args)
+    let extra = [&["--router-id", NODE_V4], extra].concat();
+    BgpProbe::start_session(&lab.node, asn, peer, ROUTER_ASN, source, &extra)
 }
 
 /// Waits until the routes BIRD got from the probe are exactly `prefixes`.
@@ -98,14 +86,6 @@ fn stop_and_check_withdrawn(probe: &mut BgpProbe, bird: &mut Bird) {
         protocol.contains("Received: Administrative shutdown"),
         "BIRD did not record our Cease:\n{protocol}"
     );
-}
-
-fn established_in_transcript(probe: &mut BgpProbe) -> bool {
-    probe
-        .transcript()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .any(|l| l["event"] == "established")
 }
 
 #[test]
@@ -333,12 +313,9 @@ fn bird_tcp_md5_wrong_password_never_establishes_and_right_one_does() {
     let wrong_args: Vec<&str> = wrong_args.iter().map(String::as_str).collect();
     let mut probe = start_probe(&lab, NODE_ASN, ROUTER_V4, NODE_V4, &wrong_args);
     probe.expect("state", WAIT, |l| l["to"] == "connect");
-    let window = Instant::now() + Duration::from_secs(6);
-    let mut states = Vec::new();
-    while Instant::now() < window {
-        states.push(bird.bgp_state(PEER).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let states = sample_for(Duration::from_secs(6), || {
+        bird.bgp_state(PEER).unwrap_or_default()
+    });
     assert!(
         !states
             .iter()
@@ -346,14 +323,14 @@ fn bird_tcp_md5_wrong_password_never_establishes_and_right_one_does() {
         "BIRD got a session with a wrong password: {states:?}"
     );
     assert!(
-        !established_in_transcript(&mut probe),
+        !probe.saw("established"),
         "probe established with a wrong password:\n{}",
         probe.transcript()
     );
     assert!(bird.routes_from(PEER).is_empty());
     let (status, stderr) = probe.stop();
     assert!(status.success(), "bgp-probe exited with {status}: {stderr}");
-    assert!(!established_in_transcript(&mut probe));
+    assert!(!probe.saw("established"));
 
     // The right password against the same BIRD establishes.
     let right_args = args(&right);

@@ -65,22 +65,15 @@ fn tshark_decodes_every_message_we_send() {
     let mut gobgp = GoBgp::start(
         &lab.router,
         ROUTER_ASN,
-        &[GoBgpNeighbor {
-            address: NODE_V4.to_owned(),
-            asn: NODE_ASN,
-        }],
+        &[GoBgpNeighbor::new(NODE_V4, NODE_ASN)],
     );
-    let mut probe = BgpProbe::start(
+    let mut probe = BgpProbe::start_session(
         &lab.node,
+        NODE_ASN,
+        ROUTER_V4,
+        ROUTER_ASN,
+        NODE_V4,
         &[
-            "--asn",
-            &NODE_ASN.to_string(),
-            "--peer",
-            ROUTER_V4,
-            "--peer-asn",
-            &ROUTER_ASN.to_string(),
-            "--source",
-            NODE_V4,
             "--hold-time",
             "9",
             "--graceful-restart",

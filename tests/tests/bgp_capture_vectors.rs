@@ -382,19 +382,13 @@ fn capture(
         &dir.path().join("tcpdump.log"),
     );
     let mut daemon = start(&lab, scenario);
-    let node_asn = scenario.node_asn.to_string();
-    let router_asn = scenario.router_asn.to_string();
-    let mut probe = BgpProbe::start(
+    let mut probe = BgpProbe::start_session(
         &lab.node,
+        scenario.node_asn,
+        scenario.router_addr(),
+        scenario.router_asn,
+        scenario.node_addr(),
         &[
-            "--asn",
-            &node_asn,
-            "--peer",
-            scenario.router_addr(),
-            "--peer-asn",
-            &router_asn,
-            "--source",
-            scenario.node_addr(),
             "--router-id",
             NODE_V4,
             "--hold-time",

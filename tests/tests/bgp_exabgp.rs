@@ -42,22 +42,8 @@ fn start_exabgp(lab: &BgpLab, local: &str, peer: &str, peer_as: u32) -> ExaBgp {
 }
 
 fn start_probe(lab: &BgpLab, asn: u32, peer: &str, source: &str, extra: &[&str]) -> BgpProbe {
-    let asn = asn.to_string();
-    let router_asn = ROUTER_ASN.to_string();
-    let mut args = vec![
-        "--asn",
-        &asn,
-        "--peer",
-        peer,
-        "--peer-asn",
-        &router_asn,
-        "--source",
-        source,
-        "--router-id",
-        NODE_V4,
-    ];
-    args.extend_from_slice(extra);
-    BgpProbe::start(&lab.node, &args)
+    let extra = [&["--router-id", NODE_V4], extra].concat();
+    BgpProbe::start_session(&lab.node, asn, peer, ROUTER_ASN, source, &extra)
 }
 
 /// Waits until ExaBGP's session with `peer` is up, holds exactly

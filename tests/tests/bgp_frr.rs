@@ -10,9 +10,11 @@
 //! unless `CI` is set, where it fails.
 //! Run: `sudo -E cargo test -p ferrolb-e2e --test bgp_frr -- --nocapture`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferrolb_e2e::bgp::{BgpLab, BgpProbe, NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, wait_until};
+use ferrolb_e2e::bgp::{
+    self, BgpLab, BgpProbe, NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, sample_for, wait_until,
+};
 use ferrolb_e2e::routers::{BfdTimers, Frr, FrrConfig, FrrNeighbor, stop_with_cease};
 use serde_json::{Value, json};
 
@@ -21,33 +23,11 @@ const NODE_ASN: u32 = 4_200_000_002;
 /// Bound of every wait for a session or a route.
 const WAIT: Duration = Duration::from_secs(20);
 
-fn config(asn: u32, neighbors: Vec<FrrNeighbor>) -> FrrConfig {
-    FrrConfig {
-        asn,
-        router_id: ROUTER_V4.to_owned(),
-        restart_time: None,
-        stalepath_time: None,
-        neighbors,
-    }
-}
-
 /// Probe arguments for a session from `source` to `peer`.
 fn session_args(asn: u32, peer: &str, source: &str) -> Vec<String> {
-    [
-        "--asn",
-        &asn.to_string(),
-        "--peer",
-        peer,
-        "--peer-asn",
-        &ROUTER_ASN.to_string(),
-        "--source",
-        source,
-        "--router-id",
-        NODE_V4,
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
+    let mut args = bgp::session_args(asn, peer, ROUTER_ASN, source);
+    args.extend(["--router-id".to_owned(), NODE_V4.to_owned()]);
+    args
 }
 
 fn start_probe(lab: &BgpLab, args: &[String]) -> BgpProbe {
@@ -118,14 +98,6 @@ fn stop_and_check_withdrawn(probe: &mut BgpProbe, frr: &mut Frr, neighbor: &str)
     );
 }
 
-fn established_in_transcript(probe: &mut BgpProbe) -> bool {
-    probe
-        .transcript()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .any(|l| l["event"] == "established")
-}
-
 #[test]
 fn frr_ebgp_over_ipv4_with_4_octet_asns_and_attributes() {
     if !ferrolb_e2e::require(Frr::TOOLS) {
@@ -134,7 +106,11 @@ fn frr_ebgp_over_ipv4_with_4_octet_asns_and_attributes() {
     let lab = BgpLab::new();
     let mut frr = Frr::start(
         &lab.router,
-        &config(ROUTER_ASN, vec![FrrNeighbor::new(NODE_V4, NODE_ASN)]),
+        &FrrConfig::new(
+            ROUTER_ASN,
+            ROUTER_V4,
+            vec![FrrNeighbor::new(NODE_V4, NODE_ASN)],
+        ),
     );
     let mut args = session_args(NODE_ASN, ROUTER_V4, NODE_V4);
     args.extend(
@@ -230,7 +206,10 @@ fn frr_ebgp_over_ipv6_transport_with_bfd_configured() {
         transmit_ms: 250,
         detect_multiplier: 5,
     });
-    let mut frr = Frr::start(&lab.router, &config(ROUTER_ASN, vec![neighbor]));
+    let mut frr = Frr::start(
+        &lab.router,
+        &FrrConfig::new(ROUTER_ASN, ROUTER_V4, vec![neighbor]),
+    );
     let mut args = session_args(NODE_ASN, ROUTER_V6, NODE_V6);
     args.extend(
         [
@@ -298,7 +277,11 @@ fn frr_ibgp_carries_local_preference_and_med() {
     let lab = BgpLab::new();
     let mut frr = Frr::start(
         &lab.router,
-        &config(ROUTER_ASN, vec![FrrNeighbor::new(NODE_V4, ROUTER_ASN)]),
+        &FrrConfig::new(
+            ROUTER_ASN,
+            ROUTER_V4,
+            vec![FrrNeighbor::new(NODE_V4, ROUTER_ASN)],
+        ),
     );
     let mut args = session_args(ROUTER_ASN, ROUTER_V4, NODE_V4);
     args.extend(
@@ -358,7 +341,10 @@ fn frr_tcp_md5_wrong_password_never_establishes_and_right_one_does() {
     let lab = BgpLab::new();
     let mut neighbor = FrrNeighbor::new(NODE_V4, NODE_ASN);
     neighbor.password = Some("ferrolb-md5-right".to_owned());
-    let mut frr = Frr::start(&lab.router, &config(ROUTER_ASN, vec![neighbor]));
+    let mut frr = Frr::start(
+        &lab.router,
+        &FrrConfig::new(ROUTER_ASN, ROUTER_V4, vec![neighbor]),
+    );
     let secrets = tempfile::tempdir().expect("temp dir");
     let wrong = secrets.path().join("wrong");
     let right = secrets.path().join("right");
@@ -372,12 +358,9 @@ fn frr_tcp_md5_wrong_password_never_establishes_and_right_one_does() {
     args.push(wrong.to_str().expect("utf-8").to_owned());
     let mut probe = start_probe(&lab, &args);
     probe.expect("state", WAIT, |l| l["to"] == "connect");
-    let window = Instant::now() + Duration::from_secs(6);
-    let mut states = Vec::new();
-    while Instant::now() < window {
-        states.push(frr.state(NODE_V4).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let states = sample_for(Duration::from_secs(6), || {
+        frr.state(NODE_V4).unwrap_or_default()
+    });
     assert!(
         !states
             .iter()
@@ -385,14 +368,14 @@ fn frr_tcp_md5_wrong_password_never_establishes_and_right_one_does() {
         "FRR got a session with a wrong password: {states:?}"
     );
     assert!(
-        !established_in_transcript(&mut probe),
+        !probe.saw("established"),
         "probe established with a wrong password:\n{}",
         probe.transcript()
     );
     assert!(frr.rib("ipv4").is_empty(), "{:?}", frr.rib("ipv4"));
     let (status, stderr) = probe.stop();
     assert!(status.success(), "bgp-probe exited with {status}: {stderr}");
-    assert!(!established_in_transcript(&mut probe));
+    assert!(!probe.saw("established"));
 
     // The right password against the same FRR establishes.
     let mut args = base;
@@ -415,7 +398,7 @@ fn frr_graceful_restart_keeps_routes_stale_until_the_probe_is_back() {
     let lab = BgpLab::new();
     let mut neighbor = FrrNeighbor::new(NODE_V4, NODE_ASN);
     neighbor.graceful_restart = true;
-    let mut cfg = config(ROUTER_ASN, vec![neighbor]);
+    let mut cfg = FrrConfig::new(ROUTER_ASN, ROUTER_V4, vec![neighbor]);
     cfg.restart_time = Some(30);
     // Longer than every wait below: stale routes can only go because of
     // our End-of-RIB, not FRR's timer.

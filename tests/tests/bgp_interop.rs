@@ -88,22 +88,15 @@ fn gobgp_ebgp_over_ipv4_with_4_octet_asns_and_communities() {
     let mut gobgp = GoBgp::start(
         &lab.router,
         ROUTER_ASN,
-        &[GoBgpNeighbor {
-            address: NODE_V4.to_owned(),
-            asn: NODE_ASN,
-        }],
+        &[GoBgpNeighbor::new(NODE_V4, NODE_ASN)],
     );
-    let mut probe = BgpProbe::start(
+    let mut probe = BgpProbe::start_session(
         &lab.node,
+        NODE_ASN,
+        ROUTER_V4,
+        ROUTER_ASN,
+        NODE_V4,
         &[
-            "--asn",
-            &NODE_ASN.to_string(),
-            "--peer",
-            ROUTER_V4,
-            "--peer-asn",
-            &ROUTER_ASN.to_string(),
-            "--source",
-            NODE_V4,
             "--hold-time",
             "9",
             "--prefix",
@@ -180,22 +173,15 @@ fn gobgp_ebgp_over_ipv6_transport() {
     let mut gobgp = GoBgp::start(
         &lab.router,
         ROUTER_ASN,
-        &[GoBgpNeighbor {
-            address: NODE_V6.to_owned(),
-            asn: NODE_ASN,
-        }],
+        &[GoBgpNeighbor::new(NODE_V6, NODE_ASN)],
     );
-    let mut probe = BgpProbe::start(
+    let mut probe = BgpProbe::start_session(
         &lab.node,
+        NODE_ASN,
+        ROUTER_V6,
+        ROUTER_ASN,
+        NODE_V6,
         &[
-            "--asn",
-            &NODE_ASN.to_string(),
-            "--peer",
-            ROUTER_V6,
-            "--peer-asn",
-            &ROUTER_ASN.to_string(),
-            "--source",
-            NODE_V6,
             "--router-id",
             NODE_V4,
             "--prefix",
@@ -247,22 +233,15 @@ fn gobgp_ibgp_carries_local_preference() {
     let mut gobgp = GoBgp::start(
         &lab.router,
         ROUTER_ASN,
-        &[GoBgpNeighbor {
-            address: NODE_V4.to_owned(),
-            asn: ROUTER_ASN,
-        }],
+        &[GoBgpNeighbor::new(NODE_V4, ROUTER_ASN)],
     );
-    let mut probe = BgpProbe::start(
+    let mut probe = BgpProbe::start_session(
         &lab.node,
+        ROUTER_ASN,
+        ROUTER_V4,
+        ROUTER_ASN,
+        NODE_V4,
         &[
-            "--asn",
-            &ROUTER_ASN.to_string(),
-            "--peer",
-            ROUTER_V4,
-            "--peer-asn",
-            &ROUTER_ASN.to_string(),
-            "--source",
-            NODE_V4,
             "--prefix",
             "198.51.100.79",
             "--prefix",
