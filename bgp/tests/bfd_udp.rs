@@ -56,10 +56,9 @@ fn pair(ip: IpAddr) -> (IoConfig, IoConfig) {
     (cfg(a, b, 1), cfg(b, a, 2))
 }
 
-async fn wait_event(
-    events: &mut UnboundedReceiver<BfdEvent>,
-    what: impl Fn(&BfdEvent) -> bool,
-) -> BfdEvent {
+/// The next event on `events` that `what` accepts (events before it are
+/// dropped), within [`WAIT`].
+async fn wait_event<T>(events: &mut UnboundedReceiver<T>, what: impl Fn(&T) -> bool) -> T {
     tokio::time::timeout(WAIT, async {
         loop {
             let event = events.recv().await.expect("event stream ended");
@@ -69,7 +68,7 @@ async fn wait_event(
         }
     })
     .await
-    .expect("event did not come in time")
+    .unwrap_or_else(|_| panic!("no matching {} within {WAIT:?}", std::any::type_name::<T>()))
 }
 
 async fn wait_state(session: &mut AddedSession, state: State) {
@@ -309,22 +308,6 @@ async fn ttl_rules_single_hop_255_multi_hop_minimum() {
     tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
 }
 
-async fn wait_bgp(
-    events: &mut UnboundedReceiver<TransportEvent>,
-    what: impl Fn(&TransportEvent) -> bool,
-) -> TransportEvent {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let event = events.recv().await.expect("event stream ended");
-            if what(&event) {
-                return event;
-            }
-        }
-    })
-    .await
-    .expect("BGP event did not come in time")
-}
-
 fn bgp_session(asn: u32, id: u8, peer_asn: u32, passive: bool) -> Session {
     let mut cfg = SessionConfig::new(asn, Ipv4Addr::new(192, 0, 2, id), PeerAs::Fixed(peer_asn));
     cfg.passive = passive;
@@ -352,15 +335,15 @@ async fn bfd_down_on_a_bgp_session_sends_cease_10_and_reconnects() {
     b_cfg.listen_port = None;
     let (b, mut b_events, b_task) =
         transport::spawn(bgp_session(65002, 2, 65001, false), b_cfg).unwrap();
-    wait_bgp(&mut a_events, bgp_established).await;
-    wait_bgp(&mut b_events, bgp_established).await;
+    wait_event(&mut a_events, bgp_established).await;
+    wait_event(&mut b_events, bgp_established).await;
 
     b.bfd_down().unwrap();
-    let sent = wait_bgp(&mut b_events, |e| {
+    let sent = wait_event(&mut b_events, |e| {
         matches!(e, TransportEvent::Session(Action::NotificationSent { .. }))
     })
     .await;
-    let received = wait_bgp(&mut a_events, |e| {
+    let received = wait_event(&mut a_events, |e| {
         matches!(
             e,
             TransportEvent::Session(Action::NotificationReceived { .. })
@@ -377,8 +360,8 @@ async fn bfd_down_on_a_bgp_session_sends_cease_10_and_reconnects() {
         assert!(notification.is_cease(CeaseSubcode::BfdDown));
     }
     // B goes back through ConnectRetry and the session comes back.
-    wait_bgp(&mut b_events, bgp_established).await;
-    wait_bgp(&mut a_events, bgp_established).await;
+    wait_event(&mut b_events, bgp_established).await;
+    wait_event(&mut a_events, bgp_established).await;
 
     b.stop(false, None).await.unwrap();
     a.stop(false, None).await.unwrap();
