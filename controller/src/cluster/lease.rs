@@ -87,7 +87,10 @@ pub async fn run(api: Api<Lease>, name: String, mut elector: Elector, tx: watch:
         if *tx.borrow() != leading {
             tracing::info!(identity = elector.identity(), leading, "leadership changed");
         }
-        let _ = tx.send_replace(leading);
+        // Wake the allocation loop only when leadership changes: a renewal
+        // is not a reason for a round (over 100,000 Services, a round every
+        // retry period would be most of a core).
+        tx.send_if_modified(|now| std::mem::replace(now, leading) != leading);
         tokio::time::sleep(period).await;
     }
 }

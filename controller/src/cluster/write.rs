@@ -5,9 +5,12 @@ use std::net::IpAddr;
 
 use ferrolb_config::crd::{IPAddressPool, IPAddressPoolStatus};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::PostParams;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
+use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 
@@ -86,15 +89,97 @@ pub fn service_reference(svc: &LbService) -> ObjectReference {
     }
 }
 
+/// Publishes Kubernetes Events (`events.k8s.io/v1`), each one created on its
+/// own. Not kube-runtime's `Recorder`: it keeps every Event it published for
+/// six minutes and scans them all at each publish (a first round that
+/// allocates 100,000 Services would hold and scan 100,000 Events), and it
+/// folds a second Event with the same reason for the same object into a
+/// series that keeps the first message. The allocator already sends a
+/// pending reason only when it changes.
+#[derive(Clone)]
+pub struct EventPublisher {
+    client: Client,
+    controller: String,
+    instance: String,
+    sequence: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl EventPublisher {
+    pub fn new(client: Client, controller: &str, instance: &str) -> EventPublisher {
+        EventPublisher {
+            client,
+            controller: controller.to_string(),
+            instance: instance.to_string(),
+            sequence: Default::default(),
+        }
+    }
+
+    /// The Event object for `ev` about `regarding`, at time `now`.
+    pub fn event(
+        &self,
+        ev: &KubeEvent,
+        regarding: &ObjectReference,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> K8sEvent {
+        let seq = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        K8sEvent {
+            action: Some(ev.action.clone()),
+            reason: Some(ev.reason.clone()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding.clone()),
+            note: ev.note.clone(),
+            metadata: ObjectMeta {
+                namespace: regarding.namespace.clone(),
+                // Unique: the time and a counter of this process.
+                name: Some(format!(
+                    "{}.{:x}{:x}",
+                    regarding.name.as_deref().unwrap_or(&self.controller),
+                    now.as_nanosecond(),
+                    seq
+                )),
+                ..Default::default()
+            },
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            type_: Some(
+                match ev.type_ {
+                    KubeEventType::Normal => "Normal",
+                    KubeEventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            related: ev.secondary.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Creates the Event in the namespace of the object it is about.
+    pub async fn publish(
+        &self,
+        ev: &KubeEvent,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        let event = self.event(ev, regarding, k8s_openapi::jiff::Timestamp::now());
+        let api: Api<K8sEvent> = Api::namespaced(
+            self.client.clone(),
+            regarding.namespace.as_deref().unwrap_or("default"),
+        );
+        api.create(&PostParams::default(), &event).await?;
+        Ok(())
+    }
+}
+
 /// Records the outcome's Events on the Service.
 pub async fn record_events(
-    recorder: &Recorder,
+    events_api: &EventPublisher,
     svc: &LbService,
     events: &[Event],
 ) -> Result<(), kube::Error> {
     let reference = service_reference(svc);
     for e in events {
-        recorder.publish(&kube_event(e), &reference).await?;
+        events_api.publish(&kube_event(e), &reference).await?;
     }
     Ok(())
 }
@@ -221,7 +306,7 @@ pub fn object_reference<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectReferen
 
 /// Records a Warning Event naming a configuration problem on its object.
 pub async fn record_config_problem(
-    recorder: &Recorder,
+    recorder: &EventPublisher,
     reference: &ObjectReference,
     message: &str,
 ) -> Result<(), kube::Error> {
@@ -315,6 +400,66 @@ mod tests {
             seen[1].3,
             json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "lan"}}})
         );
+    }
+
+    #[tokio::test]
+    async fn events_are_created_one_by_one_with_their_own_message() {
+        let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(svc, "default");
+        let server = tokio::spawn(async move {
+            let mut handle = pin!(handle);
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let (req, send) = handle.next_request().await.expect("request");
+                let got = body_json(req).await;
+                send.send_response(Response::new(Body::from(
+                    serde_json::to_vec(&got.3).unwrap(),
+                )));
+                seen.push(got);
+            }
+            seen
+        });
+        let publisher = EventPublisher::new(client, "ferrolb-controller", "replica-1");
+        let mut web = k8s_openapi::api::core::v1::Service::default();
+        web.metadata.namespace = Some("shop".into());
+        web.metadata.name = Some("web".into());
+        web.metadata.uid = Some("6f1c2d3e-0a1b-4c5d-8e9f-0123456789ab".into());
+        let web = LbService::from(&web);
+        // Two Events with the same reason: two objects, each with its message.
+        let events = [
+            Event {
+                type_: EventType::Warning,
+                reason: crate::allocator::ALLOCATION_FAILED,
+                message: "pool \"lan\" exhausted for IPv4".into(),
+            },
+            Event {
+                type_: EventType::Warning,
+                reason: crate::allocator::ALLOCATION_FAILED,
+                message: "no IPAddressPool is configured".into(),
+            },
+        ];
+        record_events(&publisher, &web, &events).await.unwrap();
+        let seen = server.await.unwrap();
+        assert_eq!(seen[0].0, "POST");
+        assert_eq!(seen[0].1, "/apis/events.k8s.io/v1/namespaces/shop/events?");
+        let body = &seen[0].3;
+        assert_eq!(body["reason"], "AllocationFailed");
+        assert_eq!(body["type"], "Warning");
+        assert_eq!(body["action"], "Allocate");
+        assert_eq!(body["note"], "pool \"lan\" exhausted for IPv4");
+        assert_eq!(body["reportingController"], "ferrolb-controller");
+        assert_eq!(body["reportingInstance"], "replica-1");
+        assert_eq!(
+            body["regarding"],
+            json!({"apiVersion": "v1", "kind": "Service", "namespace": "shop", "name": "web",
+                   "uid": "6f1c2d3e-0a1b-4c5d-8e9f-0123456789ab"})
+        );
+        assert!(body["eventTime"].is_string());
+        assert!(body.get("series").is_none());
+        assert_eq!(seen[1].3["note"], "no IPAddressPool is configured");
+        let name = |b: &Value| b["metadata"]["name"].as_str().unwrap().to_string();
+        assert!(name(&seen[0].3).starts_with("web."));
+        assert_ne!(name(&seen[0].3), name(&seen[1].3));
     }
 
     #[tokio::test]
