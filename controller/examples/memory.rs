@@ -11,11 +11,12 @@
 //! last-applied-configuration annotation, as `kubectl apply` leaves them), is
 //! deserialized into a k8s-openapi `Service` as the watcher does, and goes
 //! into the [`ServiceCache`] as a watch event, which keeps only its compact
-//! form. Then the allocation rounds of the cluster loop run: restore and
-//! reconcile over an `Arc` snapshot of the cache, keeping the outcomes to
-//! write; every written Service comes back as a watch event with its status
-//! and pool annotation (as it would after the PATCH); a second round finds
-//! nothing to do. VmRSS and VmHWM (peak) of this process are printed at each
+//! form. Then the allocation rounds of the cluster loop run
+//! (`ferrolb_controller::cluster::round`: restore, then reconcile over an
+//! `Arc` snapshot of the cache); each outcome to write is "written" at once,
+//! as the loop's writers drain its queue, and comes back as a watch event
+//! with the status and pool annotation (as it would after the PATCH); a
+//! second round finds nothing to do. VmRSS and VmHWM (peak) of this process are printed at each
 //! step, with the heap bytes in use (counted by this program's allocator) to
 //! tell live data from memory the C allocator keeps mapped.
 //! `cluster-full-objects` holds the full objects instead, as the reflector

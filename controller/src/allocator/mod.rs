@@ -50,8 +50,12 @@
 //!
 //! Nothing enumerates a pool. Per pool and family the used addresses are kept as
 //! runs of *ordinals* (positions in the pool's address sequence), so the lowest
-//! free address is one ordered-map lookup; an IP → holders index serves sharing
-//! checks. Memory grows with assignments, not with pool sizes.
+//! free address is one ordered-map lookup. Sharing is indexed: per address the
+//! ports in use (a newcomer's check reads only its own ports), per sharing key
+//! the addresses by backend and, per port, as runs, so the lowest shareable
+//! address is found by skipping whole runs that use one of the newcomer's
+//! ports, not by visiting every Service under the key. Memory grows with
+//! assignments, not with pool sizes.
 
 mod events;
 mod intervals;

@@ -152,20 +152,72 @@ pub(crate) struct Request {
     pub(crate) policy: Policy,
     /// Families in the Service's order: one for SingleStack, two otherwise.
     pub(crate) families: Families,
-    /// Requested IPs, in family order; empty when none are requested.
-    pub(crate) ips: Box<[IpAddr]>,
-    /// The requested pool, if any.
-    pub(crate) pool: Option<Box<str>>,
     pub(crate) share: Arc<ShareInfo>,
+    /// Requested IPs and pool, when there are any (most Services have none:
+    /// they cost nothing then).
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Extra {
+    /// Requested IPs, in family order.
+    ips: Box<[IpAddr]>,
+    pool: Option<Box<str>>,
 }
 
 impl Request {
+    /// Requested IPs, in family order; empty when none are requested.
+    pub(crate) fn ips(&self) -> &[IpAddr] {
+        self.extra.as_ref().map_or(&[], |e| &e.ips)
+    }
+
+    /// The requested pool, if any.
+    pub(crate) fn pool(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.pool.as_deref())
+    }
+
     /// Sorts IPs into the Service's family order.
     pub(crate) fn in_family_order(&self, ips: &mut [IpAddr]) {
         ips.sort_by_key(|ip| {
             let f = Family::of(ip);
             self.families.iter().position(|x| *x == f).unwrap_or(2)
         });
+    }
+}
+
+/// `spec.type` and, for a LoadBalancer, `spec.loadBalancerClass`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    LoadBalancer {
+        class: Option<Box<str>>,
+    },
+    /// Another type (`""` when unset, which means ClusterIP).
+    Other {
+        type_: Box<str>,
+    },
+}
+
+/// `metadata.creationTimestamp` in 16 bytes, ordered as `Option<Timestamp>`
+/// (missing first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Created {
+    seconds: i64,
+    /// -1 when missing (with `seconds` at its minimum, below any real time).
+    nanos: i32,
+}
+
+impl Created {
+    fn of(t: Option<Timestamp>) -> Created {
+        match t {
+            Some(t) => Created {
+                seconds: t.as_second(),
+                nanos: t.subsec_nanosecond(),
+            },
+            None => Created {
+                seconds: i64::MIN,
+                nanos: -1,
+            },
+        }
     }
 }
 
@@ -369,12 +421,9 @@ pub struct LbService {
     pub key: ServiceKey,
     /// `metadata.uid` (Events about the Service point at it).
     pub uid: Option<Uid>,
-    created: Option<Timestamp>,
+    created: Created,
     deleting: bool,
-    /// `spec.type` when it is not LoadBalancer (`""` when unset); None for
-    /// LoadBalancer.
-    other_type: Option<Box<str>>,
-    class: Option<Box<str>>,
+    kind: Kind,
     /// Kept for LoadBalancer Services only (no other one is allocated for).
     labels: Labels,
     /// The request, or why it is malformed; parsed for LoadBalancer
@@ -412,15 +461,19 @@ impl From<&Service> for LbService {
         let mut out = LbService {
             key: ServiceKey::of(svc),
             uid: svc.metadata.uid.as_deref().map(Uid::parse),
-            created: svc.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            created: Created::of(svc.metadata.creation_timestamp.as_ref().map(|t| t.0)),
             deleting,
             request: if !deleting && lb {
                 parse_request(svc).map_err(Into::into)
             } else {
                 Err("".into())
             },
-            other_type,
-            class: spec.load_balancer_class.as_deref().map(Into::into),
+            kind: match other_type {
+                None => Kind::LoadBalancer {
+                    class: spec.load_balancer_class.as_deref().map(Into::into),
+                },
+                Some(type_) => Kind::Other { type_ },
+            },
             labels: match &svc.metadata.labels {
                 Some(l) if lb => Labels::from(l),
                 _ => Labels::default(),
@@ -479,8 +532,7 @@ impl LbService {
             uid,
             created,
             deleting,
-            other_type,
-            class,
+            kind,
             labels,
             request,
             written: _,
@@ -489,8 +541,7 @@ impl LbService {
             && *uid == other.uid
             && *created == other.created
             && *deleting == other.deleting
-            && *other_type == other.other_type
-            && *class == other.class
+            && *kind == other.kind
             && *labels == other.labels
             && *request == other.request
     }
@@ -507,16 +558,16 @@ impl LbService {
     pub fn not_ours(&self, class: Option<&str>) -> Option<NotOurs> {
         if self.deleting {
             Some(NotOurs::Deleting)
-        } else if let Some(t) = &self.other_type {
-            Some(NotOurs::NotLoadBalancer(
-                (!t.is_empty()).then(|| t.to_string()),
-            ))
-        } else if self.class.as_deref() != class {
-            Some(NotOurs::OtherClass(
-                self.class.as_deref().map(str::to_string),
-            ))
         } else {
-            None
+            match &self.kind {
+                Kind::Other { type_ } => Some(NotOurs::NotLoadBalancer(
+                    (!type_.is_empty()).then(|| type_.to_string()),
+                )),
+                Kind::LoadBalancer { class: mine } if mine.as_deref() != class => {
+                    Some(NotOurs::OtherClass(mine.as_deref().map(str::to_string)))
+                }
+                Kind::LoadBalancer { .. } => None,
+            }
         }
     }
 
@@ -563,7 +614,7 @@ impl<'a> ServiceView<'a> {
     }
 
     /// The allocation order: creationTimestamp (missing first), then namespace/name.
-    pub(crate) fn order_key(&self) -> (Option<Timestamp>, &'a ServiceKey) {
+    pub(crate) fn order_key(&self) -> (Created, &'a ServiceKey) {
         (self.svc.created, self.key)
     }
 }
@@ -702,23 +753,25 @@ fn parse_request(svc: &Service) -> Result<Request, String> {
         }
     }
 
-    let pool = annotation(svc, &ADDRESS_POOL_ANNOTATIONS).map(|(_, v)| v.into());
+    let pool: Option<Box<str>> = annotation(svc, &ADDRESS_POOL_ANNOTATIONS).map(|(_, v)| v.into());
     let share = match annotation(svc, &ALLOW_SHARED_IP_ANNOTATIONS) {
         Some((_, key)) => Arc::new(ShareInfo::of(svc, Some(key.to_string()))),
         None => NO_SHARING.clone(),
     };
-    let req = Request {
+    let mut req = Request {
         policy,
         families,
-        ips: Box::new([]),
-        pool,
         share,
+        extra: None,
     };
     req.in_family_order(&mut ips);
-    Ok(Request {
-        ips: ips.into_boxed_slice(),
-        ..req
-    })
+    if !ips.is_empty() || pool.is_some() {
+        req.extra = Some(Box::new(Extra {
+            ips: ips.into_boxed_slice(),
+            pool,
+        }));
+    }
+    Ok(req)
 }
 
 fn status_ips(svc: &Service) -> Result<Vec<IpAddr>, String> {

@@ -276,7 +276,7 @@ impl Allocator {
                     }
                     None => Locate::NotCovered(*other),
                 }
-            } else if let Some(wanted) = req.pool.as_deref().filter(|w| *w != &*pool.name) {
+            } else if let Some(wanted) = req.pool().filter(|w| *w != &*pool.name) {
                 Locate::Unusable {
                     ip: first,
                     pool: pool.name.to_string(),
@@ -320,7 +320,7 @@ impl Allocator {
         let (f0, f1) = (req.families[0], req.families.get(1).copied());
         // Requested IPs were checked against the policy when parsed; only
         // equality with the request matters then.
-        let fits = !req.ips.is_empty()
+        let fits = !req.ips().is_empty()
             || match req.policy {
                 Policy::Single => fams == [f0],
                 Policy::PreferDual => fams == [f0] || f1.is_some_and(|f1| fams == [f0, f1]),
@@ -340,9 +340,9 @@ impl Allocator {
                 req.policy
             )));
         }
-        if !req.ips.is_empty() && *req.ips != *ips {
+        if !req.ips().is_empty() && req.ips() != ips.as_slice() {
             return Err(Invalid::NotRequested {
-                requested: req.ips.to_vec(),
+                requested: req.ips().to_vec(),
             });
         }
         let p = self
@@ -550,9 +550,9 @@ impl Allocator {
         req: &Request,
         ns: &NsLabels<'_>,
     ) -> Result<Record, PendingReason> {
-        if !req.ips.is_empty() {
+        if !req.ips().is_empty() {
             let p = self
-                .locate(view, req, ns, &req.ips, None)
+                .locate(view, req, ns, req.ips(), None)
                 .map_err(|e| match e {
                     Locate::NotCovered(ip) => PendingReason::RequestedIpNotInPool { ip },
                     Locate::Unusable { ip, pool, why } => {
@@ -560,7 +560,7 @@ impl Allocator {
                     }
                     Locate::Split(pools) => PendingReason::RequestedIpsSplit { pools },
                 })?;
-            for ip in &req.ips {
+            for ip in req.ips() {
                 if let Some((holder, why)) = self.conflict(view.key, &req.share, ip) {
                     return Err(PendingReason::RequestedIpInUse {
                         ip: *ip,
@@ -570,12 +570,12 @@ impl Allocator {
                 }
             }
             return Ok(Record {
-                ips: req.ips.to_vec(),
+                ips: req.ips().to_vec(),
                 pool: self.pools[p].name.clone(),
                 share: req.share.clone(),
             });
         }
-        if let Some(name) = &req.pool {
+        if let Some(name) = req.pool() {
             let p = self
                 .pool_by_name(name)
                 .ok_or_else(|| PendingReason::UnknownPool {
