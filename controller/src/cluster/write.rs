@@ -349,7 +349,10 @@ mod tests {
         );
     }
 
-    async fn body_json(req: Request<Body>) -> (String, String, String, Value) {
+    /// Method, URI, content type and JSON body of a request.
+    type Seen = (String, String, String, Value);
+
+    async fn body_json(req: Request<Body>) -> Seen {
         let method = req.method().to_string();
         let uri = req.uri().to_string();
         let ctype = req
@@ -361,23 +364,35 @@ mod tests {
         (method, uri, ctype, serde_json::from_slice(&bytes).unwrap())
     }
 
-    #[tokio::test]
-    async fn write_service_patches_status_then_annotation() {
+    /// A client over a mock API server that answers `n` requests, each with
+    /// `reply(body of the request)`, and hands back what it saw.
+    fn mock_server(
+        n: usize,
+        reply: fn(&Value) -> Value,
+    ) -> (Client, tokio::task::JoinHandle<Vec<Seen>>) {
         let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
-        let client = Client::new(svc, "default");
         let server = tokio::spawn(async move {
             let mut handle = pin!(handle);
             let mut seen = Vec::new();
-            for _ in 0..2 {
+            for _ in 0..n {
                 let (req, send) = handle.next_request().await.expect("request");
-                seen.push(body_json(req).await);
-                let reply = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}});
+                let got = body_json(req).await;
                 send.send_response(Response::new(Body::from(
-                    serde_json::to_vec(&reply).unwrap(),
+                    serde_json::to_vec(&reply(&got.3)).unwrap(),
                 )));
+                seen.push(got);
             }
             seen
         });
+        (Client::new(svc, "default"), server)
+    }
+
+    #[tokio::test]
+    async fn write_service_patches_status_then_annotation() {
+        let (client, server) = mock_server(
+            2,
+            |_| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}}),
+        );
         let outcome = ServiceOutcome {
             service: ServiceKey::new("shop", "web"),
             ips: vec!["198.51.100.10".parse().unwrap()],
@@ -404,21 +419,8 @@ mod tests {
 
     #[tokio::test]
     async fn events_are_created_one_by_one_with_their_own_message() {
-        let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
-        let client = Client::new(svc, "default");
-        let server = tokio::spawn(async move {
-            let mut handle = pin!(handle);
-            let mut seen = Vec::new();
-            for _ in 0..2 {
-                let (req, send) = handle.next_request().await.expect("request");
-                let got = body_json(req).await;
-                send.send_response(Response::new(Body::from(
-                    serde_json::to_vec(&got.3).unwrap(),
-                )));
-                seen.push(got);
-            }
-            seen
-        });
+        // The API server answers with the Event as created.
+        let (client, server) = mock_server(2, Value::clone);
         let publisher = EventPublisher::new(client, "ferrolb-controller", "replica-1");
         let mut web = k8s_openapi::api::core::v1::Service::default();
         web.metadata.namespace = Some("shop".into());
