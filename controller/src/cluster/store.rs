@@ -4,7 +4,7 @@
 //! out `Arc`s, so an allocation round takes a snapshot of 100,000 Services by
 //! copying 100,000 pointers, not the Services.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::{Stream, StreamExt};
@@ -48,6 +48,34 @@ struct Entry {
     svc: Arc<LbService>,
     /// The list generation in which the Service was last seen.
     seen: u64,
+    /// A status and pool annotation change that arrived while a snapshot
+    /// shared `svc`: applied in place when the snapshot is gone (see
+    /// [`ServiceCache::snapshot`]). Boxed, so an entry with none costs one
+    /// pointer.
+    pending: Option<Box<Written>>,
+}
+
+impl Entry {
+    /// The status and pool annotation as they are now.
+    fn current_written(&self) -> &Written {
+        self.pending.as_deref().unwrap_or(self.svc.written())
+    }
+
+    /// Moves a pending status change into the Service: in place when no
+    /// snapshot shares it any more, else in a new copy.
+    fn settle(&mut self) {
+        let Some(written) = self.pending.take() else {
+            return;
+        };
+        match Arc::get_mut(&mut self.svc) {
+            Some(svc) => svc.set_written(*written),
+            None => {
+                let mut copy = (*self.svc).clone();
+                copy.set_written(*written);
+                self.svc = Arc::new(copy);
+            }
+        }
+    }
 }
 
 impl std::borrow::Borrow<ServiceKey> for Entry {
@@ -74,9 +102,8 @@ impl std::hash::Hash for Entry {
 struct Inner {
     /// Keyed by the Service's own key (no second copy of it).
     services: HashSet<Entry>,
-    /// Status and pool annotation changes for Services a snapshot still
-    /// shares: applied in place when the snapshot is gone (see [`ServiceCache`]).
-    pending: HashMap<ServiceKey, Written>,
+    /// Whether some entry may hold a pending status change.
+    pending: bool,
     /// Namespace and pool names, each kept once and shared by every Service
     /// that mentions it.
     names: HashSet<Arc<str>>,
@@ -84,31 +111,20 @@ struct Inner {
 }
 
 impl Inner {
-    /// The status and pool annotation of a cached Service as they are now.
-    fn current_written(&self, e: &Entry) -> Written {
-        self.pending
-            .get(&e.svc.key)
-            .unwrap_or(e.svc.written())
-            .clone()
-    }
-
-    /// Moves pending status changes into their Services: in place when no
-    /// snapshot shares the Service any more, else in a new copy.
+    /// Settles every pending status change. A set's entries cannot be changed
+    /// in place, so the set is rebuilt (a table of pointers, a few
+    /// milliseconds for 100,000 Services), only after changes arrived.
     fn settle(&mut self) {
-        for (key, written) in std::mem::take(&mut self.pending) {
-            let Some(mut e) = self.services.take(&key) else {
-                continue;
-            };
-            match Arc::get_mut(&mut e.svc) {
-                Some(svc) => svc.set_written(written),
-                None => {
-                    let mut copy = (*e.svc).clone();
-                    copy.set_written(written);
-                    e.svc = Arc::new(copy);
-                }
-            }
-            self.services.insert(e);
+        if !std::mem::take(&mut self.pending) {
+            return;
         }
+        self.services = std::mem::take(&mut self.services)
+            .into_iter()
+            .map(|mut e| {
+                e.settle();
+                e
+            })
+            .collect();
     }
 }
 
@@ -150,32 +166,30 @@ impl ServiceCache {
                     if svc.same_but_written(&e.svc) {
                         // Only status or pool annotation changed (usually our
                         // own write coming back): no new copy of the Service.
-                        let changed = *svc.written() != inner.current_written(&e);
-                        let written = svc.written().clone();
-                        inner.pending.remove(&svc.key);
-                        if written != *e.svc.written() {
+                        let changed = svc.written() != e.current_written();
+                        e.pending = None;
+                        if svc.written() != e.svc.written() {
+                            let written = svc.written().clone();
                             match Arc::get_mut(&mut e.svc) {
                                 Some(cached) => cached.set_written(written),
                                 None => {
-                                    inner.pending.insert(svc.key.clone(), written);
+                                    e.pending = Some(Box::new(written));
+                                    inner.pending = true;
                                 }
                             }
                         }
                         inner.services.insert(e);
                         return changed;
                     }
-                    inner.pending.remove(&svc.key);
                 }
                 inner.services.insert(Entry {
                     svc: Arc::new(svc),
                     seen,
+                    pending: None,
                 });
                 true
             }
-            Change::Delete(key) => {
-                inner.pending.remove(&key);
-                inner.services.remove(&key)
-            }
+            Change::Delete(key) => inner.services.remove(&key),
             Change::ListStart => {
                 inner.generation += 1;
                 false
@@ -185,10 +199,6 @@ impl ServiceCache {
                 let before = inner.services.len();
                 inner.services.retain(|e| e.seen == current);
                 let removed = before != inner.services.len();
-                let Inner {
-                    services, pending, ..
-                } = inner;
-                pending.retain(|k, _| services.contains(k));
                 // Forget names nobody uses any more.
                 let used: HashSet<&str> = inner
                     .services
