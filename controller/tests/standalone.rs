@@ -268,3 +268,42 @@ spec: {type: LoadBalancer, ports: [{port: 9}]}
         "{state}"
     );
 }
+
+/// The demo of the README (`deploy/demo/run.sh`) gives what its comments say.
+#[test]
+fn the_demo_allocates_as_its_comments_say() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo");
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["pools.yaml", "services.yaml"] {
+        std::fs::copy(demo.join(f), dir.path().join(f)).unwrap();
+    }
+    run_once(dir.path());
+    assert_eq!(
+        assignments(dir.path()),
+        names_ips(&[
+            ("web", &["198.51.100.10"]),
+            ("api", &["203.0.113.1", "2001:db8:10::10"]),
+            ("dns-tcp", &["203.0.113.2"]),
+            ("dns-udp", &["203.0.113.2"]),
+            ("ingress", &["203.0.113.6"]),
+            ("vpn", &["198.51.100.200"]),
+            ("typo", &[]),
+        ])
+    );
+    let events = std::fs::read_to_string(dir.path().join("status/events.yaml")).unwrap();
+    let events: serde_json::Value = serde_saphyr::from_str(&events).unwrap();
+    let warnings: Vec<_> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "Warning")
+        .map(|e| (e["object"].as_str().unwrap(), e["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        warnings,
+        [(
+            "default/typo",
+            "requested IP 198.51.100.250 is not in any IPAddressPool"
+        )]
+    );
+}
