@@ -134,7 +134,7 @@ fn pools() -> Vec<IPAddressPool> {
 }
 
 /// Service `i` of the mix: 60 % IPv4, 20 % IPv6, 15 % PreferDualStack, 5 %
-/// sharing an IP by one of 100 keys. (policy, families, sharing key, port)
+/// (every 20th) with an allow-shared-ip key `key-{i % 100}` (5 keys). (policy, families, sharing key, port)
 fn shape(i: usize) -> (Option<&'static str>, Vec<&'static str>, Option<String>, i32) {
     let port = 1000 + (i % 20_000) as i32;
     match i % 20 {

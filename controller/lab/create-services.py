@@ -6,9 +6,9 @@ controller/lab/start-apiserver-100k.sh, by POSTs on 16 connections: about
     controller/lab/create-services.py STATE_DIR N
 
 Each Service looks like one made with `kubectl apply`: labels, a selector, one
-port, kubectl's last-applied-configuration annotation; 5 % share an IP by one
-of 100 allow-shared-ip keys. allocateLoadBalancerNodePorts is false (no
-NodePorts). Progress every 10 s; exit status 1 if any creation failed.
+port, kubectl's last-applied-configuration annotation; 5 % (every 20th) have
+an allow-shared-ip key key-{i % 100} (so 5 keys). allocateLoadBalancerNodePorts
+is false (no NodePorts). Progress every 10 s; exit status 1 if any creation failed.
 """
 import http.client
 import json

@@ -297,7 +297,12 @@ fn the_demo_allocates_as_its_comments_say() {
         .unwrap()
         .iter()
         .filter(|e| e["type"] == "Warning")
-        .map(|e| (e["object"].as_str().unwrap(), e["message"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["object"].as_str().unwrap(),
+                e["message"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         warnings,
