@@ -70,6 +70,19 @@ pub fn parse_stream(text: &str, file: &str) -> Parsed {
     parsed
 }
 
+/// Parses one document read from `file` by a
+/// [`DocumentReader`](crate::yaml::DocumentReader).
+pub fn parse_read_document(doc: &crate::yaml::OwnedDocument, file: &str) -> Parsed {
+    let pos = SourcePos {
+        file: file.to_string(),
+        document: doc.index,
+        line: doc.start_line,
+    };
+    let mut parsed = Parsed::default();
+    parse_document(&doc.text, &pos, &mut parsed);
+    parsed
+}
+
 /// Parses one document found at `pos` (its line is where the document
 /// starts) into `parsed`.
 pub fn parse_document(text: &str, pos: &SourcePos, parsed: &mut Parsed) {

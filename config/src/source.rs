@@ -14,7 +14,7 @@ use notify::{RecursiveMode, Watcher};
 use k8s_openapi::api::core::v1::Service;
 
 use crate::config::Config;
-use crate::manifest::{Object, Parsed, parse_document};
+use crate::manifest::{Object, parse_read_document};
 use crate::problem::{Problem, Severity};
 use crate::yaml::{DocumentReader, SourcePos};
 
@@ -162,13 +162,7 @@ fn load(paths: &[PathBuf], mut on_service: Option<ServiceSink<'_>>) -> Result<Lo
         };
         for doc in DocumentReader::new(std::io::BufReader::new(file)) {
             let doc = doc.map_err(io_err)?;
-            let pos = SourcePos {
-                file: name.clone(),
-                document: doc.index,
-                line: doc.start_line,
-            };
-            let mut parsed = Parsed::default();
-            parse_document(&doc.text, &pos, &mut parsed);
+            let mut parsed = parse_read_document(&doc, &name);
             drop(doc);
             loaded.problems.append(&mut parsed.problems);
             for (mut obj, pos) in parsed.objects {

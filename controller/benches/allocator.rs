@@ -10,71 +10,29 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use ferrolb_config::crd::{IPAddressPool, IPAddressPoolSpec, ServiceAllocation};
+use ferrolb_config::crd::IPAddressPool;
 use ferrolb_controller::allocator::{Allocator, LbService, NamespaceLabels, Snapshot};
 use k8s_openapi::api::core::v1::{
     LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
 };
 use kube::api::ObjectMeta;
 
+mod mix;
+use mix::{pool, pools};
+
 const SERVICES: usize = 100_000;
 
-fn pool(name: &str, addresses: &[String], priority: Option<i32>) -> IPAddressPool {
-    let mut p = IPAddressPool::new(
-        name,
-        IPAddressPoolSpec {
-            addresses: addresses.to_vec(),
-            service_allocation: priority.map(|p| ServiceAllocation {
-                priority: Some(p),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    );
-    p.metadata.namespace = Some("ferrolb-system".into());
-    p
-}
-
-/// 50 small prioritised ranges, then a dual-stack pool with an IPv4 /8 and an IPv6 /64.
-fn pools() -> Vec<IPAddressPool> {
-    let mut out = Vec::new();
-    for i in 0..50 {
-        let third = if i < 25 { "198.51.100" } else { "203.0.113" };
-        let base = (i % 25) * 8;
-        out.push(pool(
-            &format!("small-{i:02}"),
-            &[format!("{third}.{}-{third}.{}", base + 1, base + 8)],
-            Some(i),
-        ));
-    }
-    out.push(pool(
-        "big",
-        &["240.0.0.0/8".to_string(), "2001:db8:1::/64".to_string()],
-        None,
-    ));
-    out
-}
-
-/// A mix: 60 % IPv4, 20 % IPv6, 15 % PreferDualStack, 5 % sharing an IP by key.
+/// The mix of `mix::shape` as Service objects.
 fn services(n: usize) -> Vec<Service> {
     (0..n)
         .map(|i| {
-            let mut annotations = BTreeMap::new();
-            let (policy, families) = match i % 20 {
-                0..=11 => (None, None),
-                12..=15 => (Some("SingleStack"), Some(vec!["IPv6".to_string()])),
-                16..=18 => (
-                    Some("PreferDualStack"),
-                    Some(vec!["IPv4".to_string(), "IPv6".to_string()]),
-                ),
-                _ => {
-                    annotations.insert(
-                        "ferrolb.io/allow-shared-ip".to_string(),
-                        format!("key-{}", i % 100),
-                    );
-                    (None, None)
-                }
-            };
+            let (policy, families, key, port) = mix::shape(i);
+            let annotations: BTreeMap<String, String> = key
+                .map(|k| ("ferrolb.io/allow-shared-ip".to_string(), k))
+                .into_iter()
+                .collect();
+            let families =
+                (!families.is_empty()).then(|| families.iter().map(|f| f.to_string()).collect());
             Service {
                 metadata: ObjectMeta {
                     name: Some(format!("svc-{i:06}")),
@@ -87,7 +45,7 @@ fn services(n: usize) -> Vec<Service> {
                     ip_family_policy: policy.map(str::to_string),
                     ip_families: families,
                     ports: Some(vec![ServicePort {
-                        port: 1000 + (i % 20_000) as i32,
+                        port,
                         protocol: Some("TCP".into()),
                         ..Default::default()
                     }]),

@@ -31,7 +31,8 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ferrolb_config::crd::{IPAddressPool, IPAddressPoolSpec, ServiceAllocation};
+#[path = "../benches/mix/mod.rs"]
+mod mix;
 use ferrolb_controller::allocator::{
     ALLOCATED_FROM_POOL_ANNOTATION, Allocator, LbService, NamespaceLabels, Snapshot,
 };
@@ -39,6 +40,7 @@ use ferrolb_controller::cluster::round;
 use ferrolb_controller::cluster::store::{Change, ServiceCache};
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::watcher;
+use mix::{pools, shape};
 use serde_json::{Value, json};
 
 /// Counts the bytes allocated and not yet freed, to tell live data from
@@ -94,55 +96,6 @@ fn report(step: &str) {
     println!(
         "{step:<58} VmRSS {now:6.1} MB  VmHWM {peak:6.1} MB  heap in use {live:6.1} MB (peak {live_peak:6.1} MB)"
     );
-}
-
-fn pool(name: &str, addresses: &[String], priority: Option<i32>) -> IPAddressPool {
-    let mut p = IPAddressPool::new(
-        name,
-        IPAddressPoolSpec {
-            addresses: addresses.to_vec(),
-            service_allocation: priority.map(|p| ServiceAllocation {
-                priority: Some(p),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    );
-    p.metadata.namespace = Some("ferrolb-system".into());
-    p
-}
-
-/// The benchmark's pools: 50 small prioritised ranges (documentation
-/// ranges), then one with an IPv4 /8 (240.0.0.0/8, reserved) and an IPv6 /64.
-fn pools() -> Vec<IPAddressPool> {
-    let mut out = Vec::new();
-    for i in 0..50 {
-        let third = if i < 25 { "198.51.100" } else { "203.0.113" };
-        let base = (i % 25) * 8;
-        out.push(pool(
-            &format!("small-{i:02}"),
-            &[format!("{third}.{}-{third}.{}", base + 1, base + 8)],
-            Some(i),
-        ));
-    }
-    out.push(pool(
-        "big",
-        &["240.0.0.0/8".to_string(), "2001:db8:1::/64".to_string()],
-        None,
-    ));
-    out
-}
-
-/// Service `i` of the mix: 60 % IPv4, 20 % IPv6, 15 % PreferDualStack, 5 %
-/// (every 20th) with an allow-shared-ip key `key-{i % 100}` (5 keys). (policy, families, sharing key, port)
-fn shape(i: usize) -> (Option<&'static str>, Vec<&'static str>, Option<String>, i32) {
-    let port = 1000 + (i % 20_000) as i32;
-    match i % 20 {
-        0..=11 => (None, vec![], None, port),
-        12..=15 => (Some("SingleStack"), vec!["IPv6"], None, port),
-        16..=18 => (Some("PreferDualStack"), vec!["IPv4", "IPv6"], None, port),
-        _ => (None, vec![], Some(format!("key-{}", i % 100)), port),
-    }
 }
 
 /// Service `i` as an API server sends it, optionally with status and the pool

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use ferrolb_config::Config;
 use ferrolb_config::crd::{ConfigurationState, ConfigurationStateSpec, IPAddressPool};
-use ferrolb_config::manifest::{Object, Parsed, parse_document};
+use ferrolb_config::manifest::{Object, parse_read_document};
 use ferrolb_config::problem::ObjectRef;
 use ferrolb_config::report::{configuration_state, pool_status};
 use ferrolb_config::source::{DirWatch, Loaded, load_dir_with_services};
@@ -206,13 +206,7 @@ impl Services {
                     return;
                 }
             };
-            let pos = SourcePos {
-                file: name.clone(),
-                document: doc.index,
-                line: doc.start_line,
-            };
-            let mut parsed = Parsed::default();
-            parse_document(&doc.text, &pos, &mut parsed);
+            let parsed = parse_read_document(&doc, &name);
             for p in &parsed.problems {
                 tracing::warn!("previous state: {p}");
             }
