@@ -126,6 +126,89 @@ fn allocates_writes_status_and_keeps_ips_across_restarts() {
 }
 
 #[test]
+fn addresses_in_the_status_of_services_of_another_class_are_in_use() {
+    // A controller for example.com/x next to the default one, which gave
+    // 198.51.100.10 to default/e (its file carries that status).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pool.yaml"), POOL).unwrap();
+    let held = service("e", "").replace(
+        "spec:\n",
+        "status: {loadBalancer: {ingress: [{ip: 198.51.100.10}]}}\nspec:\n",
+    );
+    let classed = |name: &str, extra: &str| {
+        service(name, extra).replace(
+            "  type: LoadBalancer\n",
+            "  type: LoadBalancer\n  loadBalancerClass: example.com/x\n",
+        )
+    };
+    std::fs::write(
+        dir.path().join("svc.yaml"),
+        held.clone()
+            + &classed("classed", "")
+            + &classed(
+                "wants-it",
+                "  annotations: {ferrolb.io/loadBalancerIPs: 198.51.100.10}\n",
+            ),
+    )
+    .unwrap();
+    let run = || {
+        let out = bin()
+            .arg("--standalone")
+            .arg(dir.path())
+            .args(["--once", "--lb-class", "example.com/x"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run();
+    assert_eq!(
+        assignments(dir.path()),
+        names_ips(&[("classed", &["198.51.100.11"]), ("wants-it", &[])])
+    );
+    let events = std::fs::read_to_string(dir.path().join("status/events.yaml")).unwrap();
+    let events: serde_json::Value = serde_saphyr::from_str(&events).unwrap();
+    let refused = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["object"] == "default/wants-it")
+        .unwrap();
+    assert_eq!(refused["reason"], "AllocationFailed");
+    assert_eq!(
+        refused["message"],
+        "requested IP 198.51.100.10 is in use: default/e (no loadBalancerClass, not served by this controller) has it in status.loadBalancer.ingress; it becomes free when that Service no longer lists it"
+    );
+    let pools = std::fs::read_to_string(dir.path().join("status/pools.yaml")).unwrap();
+    let pool: serde_json::Value =
+        serde_saphyr::from_str(ferrolb_config::yaml::split_documents(&pools)[0].text).unwrap();
+    assert_eq!(pool["status"]["assignedIPv4"], 2);
+    assert_eq!(pool["status"]["availableIPv4"], 1);
+
+    // default/e is deleted: the address is free for the Service asking for it.
+    std::fs::write(
+        dir.path().join("svc.yaml"),
+        classed("classed", "")
+            + &classed(
+                "wants-it",
+                "  annotations: {ferrolb.io/loadBalancerIPs: 198.51.100.10}\n",
+            ),
+    )
+    .unwrap();
+    run();
+    assert_eq!(
+        assignments(dir.path()),
+        names_ips(&[
+            ("classed", &["198.51.100.11"]),
+            ("wants-it", &["198.51.100.10"])
+        ])
+    );
+}
+
+#[test]
 fn invalid_configuration_is_reported_and_valid_objects_still_work() {
     let dir = tempfile::tempdir().unwrap();
     let bad_pool = POOL.replace("lan", "bad").replace(

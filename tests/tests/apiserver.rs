@@ -132,6 +132,36 @@ impl ControlPlane {
         child.wait_with_output().unwrap()
     }
 
+    /// Writes `status.loadBalancer.ingress` of a Service by hand (as another
+    /// controller would), through the status subresource.
+    fn write_ingress(&self, namespace: &str, name: &str, ips: &[&str]) {
+        let mut svc = self.json(&["-n", namespace, "get", "svc", name]);
+        let ingress: Vec<Value> = ips.iter().map(|ip| serde_json::json!({"ip": ip})).collect();
+        svc["status"] = serde_json::json!({"loadBalancer": {"ingress": ingress}});
+        let file = self
+            .state
+            .path()
+            .join(format!("{namespace}-{name}-status.json"));
+        std::fs::write(&file, svc.to_string()).unwrap();
+        self.ok(&[
+            "replace",
+            "--raw",
+            &format!("/api/v1/namespaces/{namespace}/services/{name}/status"),
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+    }
+
+    /// The first Event about `name` in `namespace` with this reason.
+    fn event(&self, namespace: &str, name: &str, reason: &str) -> Option<Value> {
+        let ev = self.json(&["-n", namespace, "get", "events.events.k8s.io"]);
+        ev["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["reason"] == reason && e["regarding"]["name"] == name)
+            .cloned()
+    }
+
     /// A kubeconfig that authenticates as a ServiceAccount (token from the
     /// Secret the token controller made for it).
     fn service_account_kubeconfig(&self, namespace: &str, sa: &str) -> PathBuf {
@@ -479,6 +509,57 @@ fn real_api_server() {
         ["198.51.100.240"],
         "no Service changes IP across the failover"
     );
+
+    // An address in the status of a Service this controller does not serve
+    // is in use, whoever put it there. (v1.20 has no spec.loadBalancerClass:
+    // the holder is a NodePort Service whose status another controller, here
+    // kubectl, wrote.)
+    let node_port = "apiVersion: v1\nkind: Service\nmetadata: {name: np, namespace: default}\nspec:\n  type: NodePort\n  ports: [{port: 80}]\n";
+    assert!(cp.apply_stdin(node_port).status.success());
+    cp.write_ingress("default", "np", &["198.51.100.243"]);
+    let wants = service_yaml("wants-243").replace(
+        "namespace: default}",
+        "namespace: default, annotations: {ferrolb.io/loadBalancerIPs: 198.51.100.243}}",
+    );
+    assert!(cp.apply_stdin(&wants).status.success());
+    let (refused, _) = wait_for(
+        "an AllocationFailed Event naming the holder",
+        Duration::from_secs(30),
+        || cp.event("default", "wants-243", "AllocationFailed"),
+    );
+    assert_eq!(refused["type"], "Warning");
+    assert_eq!(
+        refused["note"],
+        "requested IP 198.51.100.243 is in use: default/np (type NodePort, not LoadBalancer) has it in status.loadBalancer.ingress; it becomes free when that Service no longer lists it"
+    );
+    assert!(ingress_ips(&cp.json(&["-n", "default", "get", "svc", "wants-243"])).is_empty());
+    // A new Service skips it, and the pool counts it as used.
+    assert!(cp.apply_stdin(&service_yaml("next")).status.success());
+    let (ips, _) = wait_for("next to get an IP", Duration::from_secs(30), || {
+        let ips = ingress_ips(&cp.json(&["-n", "default", "get", "svc", "next"]));
+        (!ips.is_empty()).then_some(ips)
+    });
+    assert_eq!(ips, ["198.51.100.244"]);
+    wait_for(
+        "pool status counting the address another Service holds",
+        Duration::from_secs(10),
+        || {
+            let p = cp.json(&["-n", "ferrolb-system", "get", "ipaddresspools", "lan"]);
+            (p["status"]["assignedIPv4"] == 5 && p["status"]["availableIPv4"] == 6).then_some(())
+        },
+    );
+    // The holder is deleted: the address is free, and goes to the Service asking for it.
+    cp.ok(&["-n", "default", "delete", "svc", "np"]);
+    let (ips, _) = wait_for(
+        "wants-243 to get the freed address",
+        Duration::from_secs(30),
+        || {
+            let ips = ingress_ips(&cp.json(&["-n", "default", "get", "svc", "wants-243"]));
+            (!ips.is_empty()).then_some(ips)
+        },
+    );
+    assert_eq!(ips, ["198.51.100.243"]);
+    cp.ok(&["-n", "default", "delete", "svc", "wants-243", "next"]);
 
     // Deleting a pool re-allocates its Services from another, with a Warning Event.
     cp.ok(&["-n", "ferrolb-system", "delete", "ipaddresspool", "lan"]);

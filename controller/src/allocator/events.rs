@@ -188,6 +188,41 @@ pub enum PendingReason {
         holder: ServiceKey,
         why: String,
     },
+    /// A requested IP is in the `status.loadBalancer.ingress` of a Service
+    /// this allocator does not handle (`why` says why not: another
+    /// loadBalancerClass, another type, being deleted): another controller
+    /// (or a person) gave it that address, so it is in use.
+    RequestedIpHeldByOther {
+        ip: IpAddr,
+        holder: ServiceKey,
+        why: NotOurs,
+    },
+}
+
+/// A Service this allocator does not handle, named with why not (its class,
+/// its type, or that it is being deleted): `default/e (no
+/// loadBalancerClass, not served by this controller)`.
+pub(crate) struct Other<'a>(pub(crate) &'a ServiceKey, pub(crate) &'a NotOurs);
+
+impl fmt::Display for Other<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Other(key, why) = self;
+        match why {
+            NotOurs::OtherClass(Some(c)) => write!(
+                f,
+                "{key} (loadBalancerClass {c:?}, not served by this controller)"
+            ),
+            NotOurs::OtherClass(None) => write!(
+                f,
+                "{key} (no loadBalancerClass, not served by this controller)"
+            ),
+            NotOurs::NotLoadBalancer(Some(t)) => write!(f, "{key} (type {t}, not LoadBalancer)"),
+            NotOurs::NotLoadBalancer(None) => {
+                write!(f, "{key} (type ClusterIP, not LoadBalancer)")
+            }
+            NotOurs::Deleting => write!(f, "{key} (being deleted)"),
+        }
+    }
 }
 
 impl fmt::Display for PendingReason {
@@ -249,6 +284,11 @@ impl fmt::Display for PendingReason {
                 f,
                 "requested IP {ip} is in use by {holder} and cannot be shared: {why}"
             ),
+            PendingReason::RequestedIpHeldByOther { ip, holder, why } => write!(
+                f,
+                "requested IP {ip} is in use: {} has it in status.loadBalancer.ingress; it becomes free when that Service no longer lists it",
+                Other(holder, why)
+            ),
         }
     }
 }
@@ -289,6 +329,13 @@ pub(crate) enum Invalid {
         why: String,
         /// Lost to an older Service while claiming status after a restart.
         older: bool,
+    },
+    /// An older Service this allocator does not handle has the IP in its
+    /// status too (see [`PendingReason::RequestedIpHeldByOther`]).
+    HeldByOther {
+        ip: IpAddr,
+        holder: ServiceKey,
+        why: NotOurs,
     },
 }
 
@@ -335,6 +382,11 @@ impl fmt::Display for Invalid {
                     "{ip} is also held by {older}{holder} and cannot be shared: {why}"
                 )
             }
+            Invalid::HeldByOther { ip, holder, why } => write!(
+                f,
+                "{ip} is also in status.loadBalancer.ingress of the older Service {}",
+                Other(holder, why)
+            ),
         }
     }
 }

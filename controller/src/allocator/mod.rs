@@ -42,6 +42,16 @@
 //! - An assigned IP stays while valid; after a restart the status IPs are claimed
 //!   again (older Service wins a conflict); new allocations are made in order of
 //!   creationTimestamp, then namespace/name.
+//! - An address in the `status.loadBalancer.ingress` of any Service is in use,
+//!   whoever assigned it: while a Service this allocator does not handle
+//!   (another loadBalancerClass, another type, being deleted) lists it, it is
+//!   not handed out, requested or shared, and it counts as used in its pool.
+//!   When a Service of ours holds (or claims after a restart) an address that
+//!   a LoadBalancer of another class also lists, the older of the two keeps
+//!   it (creationTimestamp, then namespace/name), so two controllers sharing
+//!   a pool agree on which one moves. A Service of another type or being
+//!   deleted is served by nobody: a Service of ours that shares an address
+//!   with it keeps the address.
 //!
 //! # Cost
 //!

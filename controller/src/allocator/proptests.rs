@@ -2,7 +2,8 @@
 //! allocation is deterministic, and a restart (restore from the outcomes' IPs)
 //! gives back the same assignments.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use ferrolb_config::addr::Family;
 use ferrolb_config::crd::{IPAddressPool, ServiceAllocation};
@@ -227,7 +228,7 @@ fn write_all(services: &[Service], outcomes: &[ServiceOutcome]) -> Vec<Service> 
 }
 
 /// Every IP's holders may share it pairwise; outcomes agree with the state;
-/// pool counts match the assignments.
+/// pool counts match the assignments and the addresses Services not ours list.
 fn check_invariants(a: &Allocator, outcomes: &[ServiceOutcome]) -> Result<(), TestCaseError> {
     let mut by_ip: BTreeMap<std::net::IpAddr, Vec<&ServiceKey>> = BTreeMap::new();
     for (key, ips, pool) in a.assignments() {
@@ -269,10 +270,20 @@ fn check_invariants(a: &Allocator, outcomes: &[ServiceOutcome]) -> Result<(), Te
             }
         }
     }
+    let mut used: BTreeSet<IpAddr> = by_ip.keys().copied().collect();
+    for (key, other) in &a.others {
+        for addr in &other.ips {
+            prop_assert!(a.other_holders_of(addr).any(|k| k == key));
+            used.insert(*addr);
+        }
+    }
     let mut counts: BTreeMap<&str, (u64, u128)> = BTreeMap::new();
-    for (addr, holders) in &by_ip {
-        let pool = a.assignment(holders[0]).unwrap().1;
-        let c = counts.entry(pool).or_default();
+    for addr in &used {
+        // Pools do not overlap here: the one that may hand it out counts it.
+        let Some(pool) = a.pools.iter().find(|p| p.holds(addr)) else {
+            continue;
+        };
+        let c = counts.entry(&*pool.name).or_default();
         match Family::of(addr) {
             Family::V4 => c.0 += 1,
             Family::V6 => c.1 += 1,
@@ -285,6 +296,71 @@ fn check_invariants(a: &Allocator, outcomes: &[ServiceOutcome]) -> Result<(), Te
         prop_assert_eq!(v6.to_u128(), Some(want.1));
     }
     Ok(())
+}
+
+/// After a whole reconcile: an address a Service not ours lists is held by a
+/// Service of ours only if ours had it in its status already, and, when the
+/// lister is a LoadBalancer of another class, only if ours is the older.
+fn check_others_respected(a: &Allocator, services: &[LbService]) -> Result<(), TestCaseError> {
+    let by_key: BTreeMap<&ServiceKey, &LbService> = services.iter().map(|s| (&s.key, s)).collect();
+    for (key, ips, _) in a.assignments() {
+        let mine = ServiceView::read(by_key[key], None);
+        for addr in ips {
+            for other_key in a.other_holders_of(addr) {
+                let other = &a.others[other_key];
+                prop_assert!(
+                    !matches!(other.why, NotOurs::OtherClass(_))
+                        || (other.created, other_key) > mine.order_key(),
+                    "{} holds {} listed by the older {}",
+                    key,
+                    addr,
+                    other_key
+                );
+                prop_assert!(
+                    mine.status().unwrap_or_default().contains(addr),
+                    "{} was given {}, which {} lists",
+                    key,
+                    addr,
+                    other_key
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Addresses of the pools of [`build_pools`] (and one outside them) that
+/// Services may have in their status.
+const LISTABLE: [&str; 9] = [
+    "192.0.2.0",
+    "192.0.2.1",
+    "192.0.2.3",
+    "198.51.100.0",
+    "198.51.100.1",
+    "2001:db8::",
+    "2001:db8::1",
+    "2001:db8:1::",
+    "10.0.0.1",
+];
+
+/// A Service with addresses in its status: of ours (classless), or not ours
+/// (another class, another type, being deleted).
+fn listing_service(i: usize, created: u8, which: u8, ips: &[u8]) -> Service {
+    let list: Vec<&str> = ips.iter().map(|n| LISTABLE[*n as usize]).collect();
+    let mut b = svc("ns", &format!("l{i}")).created(created as i64);
+    b = match which {
+        0 => b,
+        1 => b.class("example.com/other"),
+        2 => b.type_("NodePort"),
+        _ => {
+            b.0.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::from_second(1).unwrap(),
+                ));
+            b
+        }
+    };
+    b.status(&list).0
 }
 
 fn summary(outcomes: &[ServiceOutcome]) -> BTreeMap<String, Vec<std::net::IpAddr>> {
@@ -396,6 +472,60 @@ proptest! {
         prop_assert_eq!(usage(&a), usage(&b));
         check_invariants(&b, &again)?;
     }
+
+    /// Addresses that Services not ours list are never handed out, and a
+    /// Service of ours keeps (or claims) one only when it is the older.
+    #[test]
+    fn addresses_other_services_list_are_in_use(
+        pools in prop::collection::vec(pool_spec(), 3),
+        specs in prop::collection::vec(svc_spec(), 0..16),
+        listing in prop::collection::vec(
+            (0..8u8, 0..4u8, prop::collection::vec(0..9u8, 1..3)),
+            0..10,
+        ),
+        dropped in prop::collection::vec(any::<bool>(), 10),
+    ) {
+        let mut a = Allocator::new();
+        a.set_pools(&build_pools(&pools));
+        let mut services = build_services(&specs);
+        services.extend(
+            listing
+                .iter()
+                .enumerate()
+                .map(|(i, (created, which, ips))| listing_service(i, *created, *which, ips)),
+        );
+        let compact = lbs(&services);
+        let report = a.restore(Snapshot::new(&compact, no_ns()));
+        let _ = report;
+        let out = a.reconcile(Snapshot::new(&compact, no_ns()));
+        check_invariants(&a, &out)?;
+        check_others_respected(&a, &compact)?;
+
+        // Some of the listing Services go away: what they listed is free
+        // again, and the invariants hold.
+        let next: Vec<Service> = write_all(&services, &out)
+            .into_iter()
+            .filter(|s| {
+                let name = s.metadata.name.as_deref().unwrap_or_default();
+                !name
+                    .strip_prefix('l')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_some_and(|n| dropped[n])
+            })
+            .collect();
+        let compact = lbs(&next);
+        let out = a.reconcile(Snapshot::new(&compact, no_ns()));
+        check_invariants(&a, &out)?;
+        check_others_respected(&a, &compact)?;
+        for s in &compact {
+            if a.handles(s) {
+                continue;
+            }
+            for addr in s.status_ips() {
+                prop_assert!(a.other_holders_of(addr).any(|k| *k == s.key));
+            }
+        }
+    }
 }
 
 /// A Service sharing by key `k` or `j` (or not at all) on some of four ports,
@@ -439,6 +569,7 @@ proptest! {
         specs in prop::collection::vec(sharer_spec(), 0..60),
         gone in prop::collection::vec(any::<bool>(), 60),
         probes in prop::collection::vec(sharer_spec(), 1..6),
+        listed in prop::collection::vec((0..16u8, any::<bool>(), any::<bool>()), 0..8),
     ) {
         let mut p = pool("p", &["192.0.2.250-192.0.3.5", "198.51.100.0/28", "2001:db8::/124"]);
         p.spec.avoid_buggy_ips = avoid_buggy;
@@ -449,7 +580,24 @@ proptest! {
             .enumerate()
             .map(|(i, (k, ports, local))| sharer(i, *k, *ports, *local))
             .collect();
+        // Services not ours listing addresses, before or after the others
+        // allocate: nothing new goes to those addresses.
+        let others: Vec<(Service, bool)> = listed
+            .iter()
+            .enumerate()
+            .map(|(i, (n, v6, early))| {
+                let addr = if *v6 { format!("2001:db8::{n:x}") } else { format!("198.51.100.{n}") };
+                let s = svc("ns", &format!("other{i}")).type_("NodePort").status(&[&addr]);
+                (s.0, *early)
+            })
+            .collect();
+        for (s, _) in others.iter().filter(|(_, early)| *early) {
+            a.allocate(&LbService::from(s), &BTreeMap::new());
+        }
         for s in &services {
+            a.allocate(&LbService::from(s), &BTreeMap::new());
+        }
+        for (s, _) in others.iter().filter(|(_, early)| !*early) {
             a.allocate(&LbService::from(s), &BTreeMap::new());
         }
         for (s, g) in services.iter().zip(&gone) {

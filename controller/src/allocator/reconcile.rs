@@ -294,19 +294,37 @@ impl Allocator {
     }
 
     /// Releases a Service's IPs at once (e.g. it was deleted). None if it held none.
+    /// The Service is gone: what its status listed is free too.
     pub fn release(&mut self, service: &ServiceKey) -> Option<ServiceOutcome> {
+        self.set_other(service, None);
         self.release_with(service, ReleaseCause::Requested, None)
+    }
+
+    /// Records the addresses that Services not ours list in their status
+    /// (they are in use, whoever gave them), replacing what was recorded
+    /// before. Of duplicate keys only the first counts.
+    fn note_others<S: AsRef<LbService>>(&mut self, snapshot: Snapshot<'_, S>) {
+        let mut seen: HashSet<&ServiceKey> = HashSet::new();
+        let views: Vec<ServiceView<'_>> = snapshot
+            .services
+            .iter()
+            .map(|s| self.read(s.as_ref()))
+            .filter(|v| seen.insert(v.key) && v.not_ours.is_some())
+            .collect();
+        self.set_others(views.iter());
     }
 
     /// After a restart, before allocating anything: claims the IPs in every
     /// Service's `status.loadBalancer.ingress` again (rule 8). Services are taken
     /// in order of creationTimestamp, then namespace/name, so when two claim the
     /// same IP and may not share it, the older keeps it. IPs no longer valid
-    /// (pool edited while the controller was down, …) are not claimed. Only
-    /// Services the allocator does not know yet are read. Call
+    /// (pool edited while the controller was down, …) are not claimed, nor IPs
+    /// that an older Service not ours also has in its status. Only Services
+    /// the allocator does not know yet are read. Call
     /// [`set_pools`](Allocator::set_pools) first.
     pub fn restore<S: AsRef<LbService>>(&mut self, snapshot: Snapshot<'_, S>) -> RestoreReport {
         let mut report = RestoreReport::default();
+        self.note_others(snapshot);
         let mut views: Vec<ServiceView<'_>> = snapshot
             .services
             .iter()
@@ -345,17 +363,20 @@ impl Allocator {
     ) -> ServiceOutcome {
         let view = self.read(service);
         if let Some(why) = &view.not_ours {
-            return self
-                .release_with(view.key, ReleaseCause::NotOurs(why.clone()), Some(service))
-                .unwrap_or_else(|| ServiceOutcome {
-                    service: view.key.clone(),
-                    ips: Vec::new(),
-                    pool: None,
-                    changed: false,
-                    events: Vec::new(),
-                    state: OutcomeState::Released(ReleaseCause::NotOurs(why.clone())),
-                });
+            let released =
+                self.release_with(view.key, ReleaseCause::NotOurs(why.clone()), Some(service));
+            // What its status lists is in use.
+            self.set_other(view.key, Allocator::other_of(&view));
+            return released.unwrap_or_else(|| ServiceOutcome {
+                service: view.key.clone(),
+                ips: Vec::new(),
+                pool: None,
+                changed: false,
+                events: Vec::new(),
+                state: OutcomeState::Released(ReleaseCause::NotOurs(why.clone())),
+            });
         }
+        self.set_other(view.key, None);
         let ns = NsLabels::new(&view.key.namespace, Some(namespace_labels));
         let mut events = Vec::new();
         let result = match self.services.get(view.key) {
@@ -382,7 +403,8 @@ impl Allocator {
     /// Reconciles a whole snapshot and says what to do with each Service:
     ///
     /// 1. Services gone, or no longer ours, are released (outcome
-    ///    [`OutcomeState::Released`]).
+    ///    [`OutcomeState::Released`]). The addresses in the status of every
+    ///    Service not ours are recorded as in use.
     /// 2. Services holding IPs keep them if still valid; otherwise the IPs are
     ///    released with a Warning (rule 7).
     /// 3. Services never seen claim the IPs in their status (rule 8).
@@ -445,6 +467,14 @@ impl Allocator {
                 each(o);
             }
         }
+        // What Services not ours list in their status is in use.
+        self.set_others(
+            views
+                .iter()
+                .zip(&duplicate)
+                .filter(|(v, dup)| !**dup && v.not_ours.is_some())
+                .map(|(v, _)| v),
+        );
         let mut i = 0;
         views.retain(|v| {
             i += 1;

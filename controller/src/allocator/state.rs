@@ -11,7 +11,7 @@ use ferrolb_config::crd::IPAddressPool;
 
 use super::events::{Invalid, PendingReason, Unusable};
 use super::pool_index::{NsLabels, PoolIndex, fam_idx};
-use super::service::{Policy, Request, ServiceKey, ServiceView};
+use super::service::{Created, NotOurs, Policy, Request, ServiceKey, ServiceView};
 use super::sharing::{KeyIndex, ShareInfo, Slot};
 
 const FAMILIES: [Family; 2] = [Family::V4, Family::V6];
@@ -37,6 +37,16 @@ pub(crate) enum Known {
     Lost(Box<Invalid>),
 }
 
+/// A Service this allocator does not handle that has addresses in its
+/// `status.loadBalancer.ingress`: another controller (or a person) gave them,
+/// so they are in use.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Other {
+    pub(crate) why: NotOurs,
+    pub(crate) created: Created,
+    pub(crate) ips: Vec<IpAddr>,
+}
+
 /// The pure, sans-IO IP allocator. See the [module docs](super).
 #[derive(Debug, Clone, Default)]
 pub struct Allocator {
@@ -53,6 +63,10 @@ pub struct Allocator {
     /// Sharing key -> per family, the addresses held under that key, indexed
     /// by backend and port.
     keyed: HashMap<String, [KeyIndex; 2]>,
+    /// Services not ours with addresses in their status, by key.
+    pub(crate) others: HashMap<ServiceKey, Other>,
+    /// Per family: address number -> the Services not ours listing it (sorted).
+    others_at: [BTreeMap<u128, Vec<ServiceKey>>; 2],
 }
 
 /// Why IPs could not be placed in a pool the Service may use.
@@ -98,6 +112,9 @@ impl Allocator {
                     for n in self.holders[fam_idx(f)].range(lo..=hi).map(|(n, _)| *n) {
                         pool.space_mut(f).mark(n);
                     }
+                    for n in self.others_at[fam_idx(f)].range(lo..=hi).map(|(n, _)| *n) {
+                        pool.space_mut(f).mark(n);
+                    }
                 }
             }
         }
@@ -115,7 +132,8 @@ impl Allocator {
     }
 
     /// Addresses of `pool` in use: (IPv4 count, IPv6 count); zeros for an
-    /// unknown pool. A shared IP counts once. Feeds
+    /// unknown pool. A shared IP counts once; an address in the status of a
+    /// Service this allocator does not handle counts too. Feeds
     /// [`ferrolb_config::report::pool_status`].
     pub fn pool_usage(&self, pool: &str) -> (u64, AddrCount) {
         self.pool_by_name(pool)
@@ -151,6 +169,122 @@ impl Allocator {
             .get(&to_u128(ip))
             .into_iter()
             .flat_map(|slot| slot.holders().map(|(k, _)| k))
+    }
+
+    /// The Services this allocator does not handle (another
+    /// loadBalancerClass, another type, being deleted) that have `ip` in
+    /// their `status.loadBalancer.ingress`, by key. While there is one, `ip`
+    /// is in use: it is not handed out and counts in its pool's usage.
+    pub fn other_holders_of(&self, ip: &IpAddr) -> impl Iterator<Item = &ServiceKey> + '_ {
+        self.others_at[fam_idx(Family::of(ip))]
+            .get(&to_u128(ip))
+            .into_iter()
+            .flatten()
+    }
+
+    /// Whether a Service this allocator does not handle lists address `n`.
+    fn listed_by_other(&self, f: Family, n: u128) -> bool {
+        self.others_at[fam_idx(f)].contains_key(&n)
+    }
+
+    /// The first Service not ours listing `ip` (by key), with why it is not
+    /// ours. With `competing_with`, only a LoadBalancer of another class
+    /// (which another controller serves) that is older than that Service
+    /// (creationTimestamp, then namespace/name): the one a Service of ours
+    /// already holding `ip` gives it up to. The other controller decides the
+    /// same way, so exactly one of the two moves. A Service of another type,
+    /// or being deleted, is served by nobody: what its status still lists
+    /// (until whoever released it clears it) is not given out again, but a
+    /// Service of ours holding it (a former sharer) keeps it.
+    fn other_holder(
+        &self,
+        ip: &IpAddr,
+        competing_with: Option<&ServiceView<'_>>,
+    ) -> Option<(ServiceKey, NotOurs)> {
+        self.other_holders_of(ip).find_map(|k| {
+            let other = self.others.get(k)?;
+            let counts = match competing_with {
+                None => true,
+                Some(v) => {
+                    matches!(other.why, NotOurs::OtherClass(_))
+                        && (other.created, k) < v.order_key()
+                }
+            };
+            counts.then(|| (k.clone(), other.why.clone()))
+        })
+    }
+
+    /// Records what a Service not ours lists in its status (`None`: nothing,
+    /// or it is ours or gone), marking its addresses as used.
+    pub(crate) fn set_other(&mut self, key: &ServiceKey, other: Option<Other>) {
+        if self.others.get(key) == other.as_ref() {
+            return;
+        }
+        if let Some(old) = self.others.remove(key) {
+            for ip in &old.ips {
+                let (f, n) = (Family::of(ip), to_u128(ip));
+                let map = &mut self.others_at[fam_idx(f)];
+                let Some(keys) = map.get_mut(&n) else {
+                    continue;
+                };
+                keys.retain(|k| k != key);
+                if keys.is_empty() {
+                    map.remove(&n);
+                    if !self.holders[fam_idx(f)].contains_key(&n) {
+                        for pool in &mut self.pools {
+                            pool.space_mut(f).unmark(n);
+                        }
+                    }
+                }
+            }
+        }
+        let Some(other) = other else {
+            return;
+        };
+        for ip in &other.ips {
+            let (f, n) = (Family::of(ip), to_u128(ip));
+            let keys = self.others_at[fam_idx(f)].entry(n).or_default();
+            if let Err(at) = keys.binary_search(key) {
+                keys.insert(at, key.clone());
+            }
+            for pool in &mut self.pools {
+                pool.space_mut(f).mark(n);
+            }
+        }
+        self.others.insert(key.clone(), other);
+    }
+
+    /// What a Service not ours lists in its status, if anything (an
+    /// unparsable status lists nothing).
+    pub(crate) fn other_of(view: &ServiceView<'_>) -> Option<Other> {
+        let why = view.not_ours.clone()?;
+        let ips = view.status().ok().filter(|ips| !ips.is_empty())?;
+        Some(Other {
+            why,
+            created: view.order_key().0,
+            ips: ips.to_vec(),
+        })
+    }
+
+    /// Replaces every listing of Services not ours by those in `views` (the
+    /// not-ours Services of a snapshot, each key once). Cost: one look at
+    /// each view, plus the listings that changed.
+    pub(crate) fn set_others<'v>(&mut self, views: impl Iterator<Item = &'v ServiceView<'v>>) {
+        let now: HashMap<&ServiceKey, Other> = views
+            .filter_map(|v| Some((v.key, Allocator::other_of(v)?)))
+            .collect();
+        let gone: Vec<ServiceKey> = self
+            .others
+            .keys()
+            .filter(|k| !now.contains_key(k))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.set_other(&key, None);
+        }
+        for (key, other) in now {
+            self.set_other(key, Some(other));
+        }
     }
 
     pub(crate) fn pool_by_name(&self, name: &str) -> Option<usize> {
@@ -211,8 +345,10 @@ impl Allocator {
             let emptied = slot.remove(key);
             if emptied {
                 map.remove(&n);
-                for pool in &mut self.pools {
-                    pool.space_mut(f).unmark(n);
+                if !self.others_at[fam_idx(f)].contains_key(&n) {
+                    for pool in &mut self.pools {
+                        pool.space_mut(f).unmark(n);
+                    }
                 }
             }
             if let Some(k) = &rec.share.key
@@ -370,6 +506,15 @@ impl Allocator {
                     older: restoring,
                 });
             }
+            // Listed by a Service not ours as well: the older one keeps it
+            // (the other controller decides the same way, so one moves).
+            if let Some((holder, why)) = self.other_holder(ip, Some(view)) {
+                return Err(Invalid::HeldByOther {
+                    ip: *ip,
+                    holder,
+                    why,
+                });
+            }
         }
         Ok(Record {
             ips,
@@ -408,6 +553,8 @@ impl Allocator {
                         None => Some(false),
                         // Past the lowest free address: that one wins.
                         Some(ord) if free.is_some_and(|(fo, _)| ord > fo) => None,
+                        // Also listed by a Service not ours: not shareable.
+                        Some(_) if self.listed_by_other(f, n) => Some(false),
                         Some(_) => Some(true),
                     }
                 });
@@ -429,6 +576,7 @@ impl Allocator {
         let mut ord = 0u128;
         while let Some(n) = space.address_of(ord) {
             match self.holders[fam_idx(f)].get(&n) {
+                _ if self.listed_by_other(f, n) => {}
                 None => return Some(from_u128(f, n)),
                 Some(slot) if slot.holders().all(|(k, s)| share.refusal(k, s).is_none()) => {
                     return Some(from_u128(f, n));
@@ -563,6 +711,13 @@ impl Allocator {
             for ip in req.ips() {
                 if let Some((holder, why)) = self.conflict(view.key, &req.share, ip) {
                     return Err(PendingReason::RequestedIpInUse {
+                        ip: *ip,
+                        holder,
+                        why,
+                    });
+                }
+                if let Some((holder, why)) = self.other_holder(ip, None) {
+                    return Err(PendingReason::RequestedIpHeldByOther {
                         ip: *ip,
                         holder,
                         why,

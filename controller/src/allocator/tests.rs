@@ -116,11 +116,11 @@ impl S {
         );
         self
     }
-    fn type_(mut self, t: &str) -> S {
+    pub(super) fn type_(mut self, t: &str) -> S {
         self.spec().type_ = Some(t.into());
         self
     }
-    fn class(mut self, c: &str) -> S {
+    pub(super) fn class(mut self, c: &str) -> S {
         self.spec().load_balancer_class = Some(c.into());
         self
     }
@@ -291,10 +291,16 @@ fn type_change_releases_at_once() {
             "released 192.0.2.0: the Service is of type NodePort, not LoadBalancer"
         )
     );
-    assert_eq!(a.pool_usage("a").0, 0);
-    // The address is free again.
-    let out = run(&mut a, &[svc("ns", "next")]);
-    assert_eq!(got(&out, "next"), ["192.0.2.0"]);
+    // Until the release is written, the Service's status still lists the
+    // address: it is in use, and nobody else gets it.
+    assert_eq!(a.pool_usage("a").0, 1);
+    let node_port = written(&s.clone().type_("NodePort"), o);
+    let out = run(&mut a, &[s.clone().type_("NodePort"), svc("ns", "next")]);
+    assert_eq!(got(&out, "next"), ["192.0.2.1"]);
+    // Once the status is cleared, the address is free again.
+    let out = run(&mut a, &[node_port, svc("ns", "later")]);
+    assert_eq!(got(&out, "later"), ["192.0.2.0"]);
+    assert_eq!(a.pool_usage("a").0, 1);
 }
 
 #[test]
@@ -334,6 +340,255 @@ fn class_change_and_deletion_release() {
     assert_eq!(
         o.events[0].message,
         "released 192.0.2.1: released on request"
+    );
+}
+
+// ---------------------------------------------------------------- addresses other Services hold
+
+/// A controller for `class` (None: the default one) over 198.51.100.0/30.
+fn alloc_for(class: Option<&str>) -> Allocator {
+    let mut a = match class {
+        Some(c) => Allocator::with_load_balancer_class(c),
+        None => Allocator::new(),
+    };
+    a.set_pools(&[pool("lan", &["198.51.100.0/30"])]);
+    a
+}
+
+#[test]
+fn address_in_status_of_a_service_of_another_class_is_in_use() {
+    // The default controller gave 198.51.100.0 to default/e; a controller
+    // for example.com/x must not hand it out again.
+    let e = svc("default", "e").created(1).status(&["198.51.100.0"]);
+    let classed = svc("default", "classed").class("example.com/x").created(2);
+    let mut a = alloc_for(Some("example.com/x"));
+    let out = run(&mut a, &[e.clone(), classed.clone()]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(got(&out, "classed"), ["198.51.100.1"]);
+    assert_eq!(
+        a.other_holders_of(&ip("198.51.100.0")).collect::<Vec<_>>(),
+        [&ServiceKey::new("default", "e")]
+    );
+    // It counts as used in the pool's status.
+    assert_eq!(a.pool_usage("lan").0, 2);
+
+    // The other way round: the default controller and an address that the
+    // example.com/x controller gave.
+    let classed = classed.status(&["198.51.100.0"]);
+    let e = svc("default", "e").created(1);
+    let mut a = alloc_for(None);
+    let out = run(&mut a, &[classed, e]);
+    assert_eq!(got(&out, "e"), ["198.51.100.1"]);
+    assert_eq!(a.pool_usage("lan").0, 2);
+
+    // Any Service not ours counts: another type, or being deleted.
+    let mut deleting = svc("default", "going").created(3).status(&["198.51.100.1"]);
+    deleting.0.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(9).unwrap()));
+    let node_port = svc("default", "np")
+        .type_("NodePort")
+        .status(&["198.51.100.0"]);
+    let mut a = alloc_for(None);
+    let out = run(
+        &mut a,
+        &[node_port, deleting, svc("default", "new").created(4)],
+    );
+    assert_eq!(got(&out, "new"), ["198.51.100.2"]);
+    assert_eq!(a.pool_usage("lan").0, 3);
+}
+
+#[test]
+fn requested_address_held_by_another_class_is_refused_naming_the_holder() {
+    let e = svc("default", "e").created(1).status(&["198.51.100.0"]);
+    let want = svc("default", "want")
+        .class("example.com/x")
+        .created(2)
+        .ann("ferrolb.io/loadBalancerIPs", "198.51.100.0");
+    let mut a = alloc_for(Some("example.com/x"));
+    let out = run(&mut a, &[e.clone(), want.clone()]);
+    let o = find(&out, "want");
+    assert!(o.ips.is_empty());
+    let message = "requested IP 198.51.100.0 is in use: default/e (no loadBalancerClass, not served by this controller) has it in status.loadBalancer.ingress; it becomes free when that Service no longer lists it";
+    assert_eq!(pending_message(o), message);
+    assert_eq!(event(o), ("Warning", "AllocationFailed", message));
+    // spec.loadBalancerIP is refused the same way.
+    let legacy = svc("default", "legacy")
+        .class("example.com/x")
+        .created(3)
+        .lb_ip("198.51.100.0");
+    let o = a.allocate(&LbService::from(&legacy.0), &BTreeMap::new());
+    assert_eq!(pending_message(&o), message);
+
+    // The holder is deleted: the address is free again.
+    let out = run(&mut a, std::slice::from_ref(&want));
+    assert_eq!(got(&out, "want"), ["198.51.100.0"]);
+    assert_eq!(
+        event(find(&out, "want")),
+        (
+            "Normal",
+            "IPAllocated",
+            "assigned IP 198.51.100.0 from pool \"lan\""
+        )
+    );
+    assert_eq!(a.other_holders_of(&ip("198.51.100.0")).count(), 0);
+    assert_eq!(a.pool_usage("lan").0, 1);
+
+    // The default controller names the holder's class.
+    let classed = svc("default", "classed")
+        .class("example.com/x")
+        .created(1)
+        .status(&["198.51.100.3"]);
+    let want = svc("default", "want2")
+        .created(2)
+        .ann("ferrolb.io/loadBalancerIPs", "198.51.100.3");
+    let mut a = alloc_for(None);
+    let out = run(&mut a, &[classed.clone(), want.clone()]);
+    assert_eq!(
+        pending_message(find(&out, "want2")),
+        "requested IP 198.51.100.3 is in use: default/classed (loadBalancerClass \"example.com/x\", not served by this controller) has it in status.loadBalancer.ingress; it becomes free when that Service no longer lists it"
+    );
+    // Its status is cleared (the other controller released it): free.
+    let out = run(&mut a, &[classed.status(&[]), want]);
+    assert_eq!(got(&out, "want2"), ["198.51.100.3"]);
+}
+
+#[test]
+fn single_service_decisions_track_other_services_too() {
+    let mut a = alloc_for(None);
+    let holder = svc("default", "np")
+        .type_("NodePort")
+        .status(&["198.51.100.0"]);
+    let o = a.allocate(&LbService::from(&holder.0), &BTreeMap::new());
+    assert!(o.events.is_empty() && !o.changed);
+    assert_eq!(a.pool_usage("lan").0, 1);
+    let o = a.allocate(&LbService::from(&svc("default", "web").0), &BTreeMap::new());
+    assert_eq!(o.ips, [ip("198.51.100.1")]);
+    // The holder becomes a LoadBalancer of ours: it claims its own address.
+    let o = a.allocate(
+        &LbService::from(&holder.clone().type_("LoadBalancer").0),
+        &BTreeMap::new(),
+    );
+    assert_eq!(o.ips, [ip("198.51.100.0")]);
+    assert_eq!(a.other_holders_of(&ip("198.51.100.0")).count(), 0);
+    // Released by key (deleted): free.
+    a.release(&ServiceKey::new("default", "np"));
+    assert_eq!(a.pool_usage("lan").0, 1);
+    // A Service not ours that is deleted: what it listed is free.
+    let other = svc("default", "other")
+        .class("example.com/x")
+        .status(&["198.51.100.2"]);
+    a.allocate(&LbService::from(&other.0), &BTreeMap::new());
+    assert_eq!(a.pool_usage("lan").0, 2);
+    a.release(&ServiceKey::new("default", "other"));
+    assert_eq!(a.pool_usage("lan").0, 1);
+}
+
+#[test]
+fn double_assignment_across_classes_is_resolved_the_same_way_by_both_controllers() {
+    // Before the fix both controllers gave 198.51.100.0 away: default/e
+    // (classless, older) and default/classed (example.com/x, newer).
+    let e = svc("default", "e")
+        .created(1)
+        .status(&["198.51.100.0"])
+        .ann(ALLOCATED_FROM_POOL_ANNOTATION, "lan");
+    let classed = svc("default", "classed")
+        .class("example.com/x")
+        .created(2)
+        .status(&["198.51.100.0"])
+        .ann(ALLOCATED_FROM_POOL_ANNOTATION, "lan");
+    let raw = [e.0.clone(), classed.0.clone()];
+
+    // The default controller keeps it for the older e.
+    let mut d = alloc_for(None);
+    let report = d.restore(Snapshot::new(&lbs(&raw), no_ns()));
+    assert_eq!(report.claimed, 1);
+    assert!(report.refused.is_empty());
+    let out = d.reconcile(Snapshot::new(&lbs(&raw), no_ns()));
+    assert_eq!(got(&out, "e"), ["198.51.100.0"]);
+    assert!(!find(&out, "e").changed && find(&out, "e").events.is_empty());
+
+    // The example.com/x controller moves classed, and says why.
+    let mut x = alloc_for(Some("example.com/x"));
+    let why = "198.51.100.0 is also in status.loadBalancer.ingress of the older Service default/e (no loadBalancerClass, not served by this controller)";
+    let report = x.restore(Snapshot::new(&lbs(&raw), no_ns()));
+    assert_eq!(
+        report.refused,
+        [(ServiceKey::new("default", "classed"), why.to_string())]
+    );
+    let out = x.reconcile(Snapshot::new(&lbs(&raw), no_ns()));
+    let o = find(&out, "classed");
+    assert_eq!(o.ips, [ip("198.51.100.1")]);
+    assert_eq!(o.events.len(), 2, "{o:#?}");
+    assert_eq!(
+        (
+            o.events[0].type_,
+            o.events[0].reason,
+            o.events[0].message.as_str()
+        ),
+        (
+            EventType::Warning,
+            IP_INVALIDATED,
+            format!("released 198.51.100.0: {why}").as_str()
+        )
+    );
+    assert_eq!(o.events[1].reason, IP_ALLOCATED);
+
+    // Without a restart: classed holds 198.51.100.0 when e shows up with it.
+    let mut x = alloc_for(Some("example.com/x"));
+    let fresh = svc("default", "classed").class("example.com/x").created(2);
+    let out = run(&mut x, std::slice::from_ref(&fresh));
+    assert_eq!(got(&out, "classed"), ["198.51.100.0"]);
+    let held = written(&fresh, &out[0]);
+    let out = run(&mut x, &[e.clone(), held.clone()]);
+    let o = find(&out, "classed");
+    assert_eq!(o.ips, [ip("198.51.100.1")]);
+    assert_eq!(o.events[0].message, format!("released 198.51.100.0: {why}"));
+    // A younger Service not ours does not move ours.
+    let mut x = alloc_for(Some("example.com/x"));
+    run(&mut x, std::slice::from_ref(&fresh));
+    let late = svc("default", "late").created(5).status(&["198.51.100.0"]);
+    let out = run(&mut x, &[late, held]);
+    let o = find(&out, "classed");
+    assert_eq!(o.ips, [ip("198.51.100.0")]);
+    assert!(o.events.is_empty());
+}
+
+#[test]
+fn former_sharer_that_stops_being_ours_does_not_move_the_others() {
+    let mut a = alloc_for(None);
+    let x = svc("ns", "x").created(1).share("k").ports(&[(80, "TCP")]);
+    let y = svc("ns", "y").created(2).share("k").ports(&[(443, "TCP")]);
+    let out = run(&mut a, &[x.clone(), y.clone()]);
+    assert_eq!(got(&out, "x"), ["198.51.100.0"]);
+    assert_eq!(got(&out, "y"), ["198.51.100.0"]);
+    let (x, y) = (written(&x, find(&out, "x")), written(&y, find(&out, "y")));
+    // x becomes a NodePort; its status still lists the address until the
+    // release is written. y stays; a newcomer that could have shared with y
+    // does not get the address while x lists it.
+    let z = svc("ns", "z").created(3).share("k").ports(&[(53, "UDP")]);
+    let out = run(&mut a, &[x.clone().type_("NodePort"), y.clone(), z.clone()]);
+    assert_eq!(
+        event(find(&out, "x")).2,
+        "released 198.51.100.0: the Service is of type NodePort, not LoadBalancer"
+    );
+    assert_eq!(got(&out, "y"), ["198.51.100.0"]);
+    assert!(find(&out, "y").events.is_empty() && !find(&out, "y").changed);
+    assert_eq!(got(&out, "z"), ["198.51.100.1"]);
+    // After a restart the same: a NodePort is served by nobody.
+    let raw = [x.clone().type_("NodePort").0, y.0.clone()];
+    let mut b = alloc_for(None);
+    let report = b.restore(Snapshot::new(&lbs(&raw), no_ns()));
+    assert_eq!(report.claimed, 1, "{report:?}");
+
+    // x moves to another class instead: another controller serves it now,
+    // and the younger y leaves the address to it.
+    let mut a = alloc_for(None);
+    run(&mut a, &[x.clone(), y.clone()]);
+    let out = run(&mut a, &[x.clone().class("example.com/x"), y.clone()]);
+    let o = find(&out, "y");
+    assert_eq!(o.ips, [ip("198.51.100.1")]);
+    assert_eq!(
+        o.events[0].message,
+        "released 198.51.100.0: 198.51.100.0 is also in status.loadBalancer.ingress of the older Service ns/x (loadBalancerClass \"example.com/x\", not served by this controller)"
     );
 }
 
