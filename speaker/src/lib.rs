@@ -4,15 +4,19 @@
 //! - [`desired`]: the one decision function, what this node announces and
 //!   why not the rest.
 //! - [`election`]: which node owns a layer-2 IP.
+//! - [`peer`]: a BGPPeer as the `bgp` crate's session settings.
+//! - [`daemon`]: the node daemon and its adapters.
 //! - [`l2_probe`]: the `l2-probe` subcommand, which announces IPs on
 //!   layer 2 exactly as the speaker will and reports what happens.
 //! - [`bgp_probe`]: the `bgp-probe` subcommand, which opens one BGP
 //!   session, announces prefixes and reports what happens.
 
 pub mod bgp_probe;
+pub mod daemon;
 pub mod desired;
 pub mod election;
 pub mod l2_probe;
+pub mod peer;
 
 use std::future::Future;
 use std::process::ExitCode;

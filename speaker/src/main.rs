@@ -1,12 +1,12 @@
 //! `ferrolb-speaker`: the node daemon (layer-2 and BGP announcements).
 //!
-//! The daemon lands with the speaker work; for now the binary offers the
-//! `l2-probe` diagnostic subcommand.
+//! Without a subcommand it runs the daemon (`--standalone DIR --node NAME`);
+//! `l2-probe` and `bgp-probe` are diagnostics.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ferrolb_speaker::{bgp_probe, l2_probe};
+use ferrolb_speaker::{bgp_probe, daemon, l2_probe};
 
 #[derive(Parser)]
 #[command(
@@ -14,7 +14,10 @@ use ferrolb_speaker::{bgp_probe, l2_probe};
     version,
     about = "FerroLB speaker: makes Service IPs reachable from this node"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(flatten)]
+    run: daemon::Args,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -42,10 +45,20 @@ fn main() -> ExitCode {
             bgp_probe::run(args)
         }
         None => {
-            eprintln!("ferrolb-speaker: the node daemon is not implemented yet; nothing to run");
-            ExitCode::from(2)
+            init_daemon_logging();
+            daemon::run(cli.run)
         }
     }
+}
+
+/// The daemon logs to stderr at `info` unless `RUST_LOG` says otherwise.
+fn init_daemon_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `warn`); stdout is

@@ -26,11 +26,24 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 /// The path of `ferrolb-speaker`, built on first use.
 pub fn speaker_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(build_speaker).clone()
+    BINARY
+        .get_or_init(|| build_binary("ferrolb-speaker", "FERROLB_SPEAKER_BIN"))
+        .clone()
 }
 
-fn build_speaker() -> PathBuf {
-    if let Some(path) = std::env::var_os("FERROLB_SPEAKER_BIN") {
+/// The path of `ferrolb-controller`, built on first use (`FERROLB_CONTROLLER_BIN`
+/// names a binary built elsewhere).
+pub fn controller_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| build_binary("ferrolb-controller", "FERROLB_CONTROLLER_BIN"))
+        .clone()
+}
+
+/// Builds package `name`'s binary of the same name into the test's target
+/// directory and profile, unless `env` names a binary.
+fn build_binary(name: &str, env: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test executable path");
@@ -50,8 +63,7 @@ fn build_speaker() -> PathBuf {
     let mut command = std::process::Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "--quiet", "-p", "ferrolb-speaker", "--bin"])
-        .arg("ferrolb-speaker")
+        .args(["build", "--quiet", "-p", name, "--bin", name])
         .arg("--profile")
         .arg(&profile)
         .arg("--target-dir")
@@ -59,10 +71,10 @@ fn build_speaker() -> PathBuf {
     let output = crate::netns::run_with_timeout(&mut command, BUILD_TIMEOUT);
     assert!(
         output.status.success(),
-        "building ferrolb-speaker failed:\n{}",
+        "building {name} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let binary = profile_dir.join("ferrolb-speaker");
+    let binary = profile_dir.join(name);
     assert!(binary.is_file(), "{binary:?} missing after the build");
     binary
 }

@@ -1,0 +1,381 @@
+//! The BGP adapter: one session task per selected BGPPeer (the `bgp`
+//! crate's transport), kept in step with [`Desired::bgp`]. A peer whose
+//! settings change is restarted; an announcement change is one UPDATE.
+//! BFD sessions (one shared BFD task) bring their BGP session down on a
+//! path failure.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use ferrolb_bgp::Prefix;
+use ferrolb_bgp::bfd::io::{self as bfd_io, BfdEvent, BfdHandle};
+use ferrolb_bgp::session::{Action, RouteAttributes, Session, State};
+use ferrolb_bgp::transport::{self, SessionHandle, TransportEvent};
+use ferrolb_config::Config;
+use k8s_openapi::api::core::v1::Node;
+use tokio::sync::mpsc;
+
+use crate::desired::Desired;
+use crate::peer;
+
+/// How long a session may take to send its withdrawals and Cease.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the daemon shows of one peer's session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerState {
+    pub state: String,
+    pub bfd_state: Option<String>,
+    pub last_transition: SystemTime,
+    pub last_error: Option<String>,
+    pub prefixes: usize,
+}
+
+struct Run {
+    generation: u64,
+    fingerprint: String,
+    handle: SessionHandle,
+    routes: BTreeMap<Prefix, RouteAttributes>,
+    bfd_discriminator: Option<u32>,
+    state: PeerState,
+}
+
+/// A session event tagged with its peer and session generation.
+pub type Tagged = (String, u64, TransportEvent);
+
+pub struct Bgp {
+    runs: BTreeMap<String, Run>,
+    /// Peers selected for this node that cannot run, and why.
+    pub errors: BTreeMap<String, String>,
+    events_tx: mpsc::UnboundedSender<Tagged>,
+    events_rx: mpsc::UnboundedReceiver<Tagged>,
+    bfd: Option<(BfdHandle, mpsc::UnboundedReceiver<BfdEvent>)>,
+    generation: u64,
+}
+
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Idle => "Idle",
+        State::Connect => "Connect",
+        State::Active => "Active",
+        State::OpenSent => "OpenSent",
+        State::OpenConfirm => "OpenConfirm",
+        State::Established => "Established",
+    }
+}
+
+impl Default for Bgp {
+    fn default() -> Self {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        Bgp {
+            runs: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            events_tx,
+            events_rx,
+            bfd: None,
+            generation: 0,
+        }
+    }
+}
+
+pub enum BgpInput {
+    Session(Tagged),
+    Bfd(BfdEvent),
+}
+
+impl Bgp {
+    /// Sessions by peer name, for status.
+    pub fn states(&self) -> BTreeMap<String, PeerState> {
+        self.runs
+            .iter()
+            .map(|(n, r)| {
+                let mut s = r.state.clone();
+                s.prefixes = r.routes.len();
+                (n.clone(), s)
+            })
+            .collect()
+    }
+
+    /// Waits for the next session or BFD event.
+    pub async fn next(&mut self) -> Option<BgpInput> {
+        let bfd = async {
+            match &mut self.bfd {
+                Some((_, rx)) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = self.events_rx.recv() => ev.map(BgpInput::Session),
+            ev = bfd => ev.map(BgpInput::Bfd),
+        }
+    }
+
+    /// Applies one event; true when a peer's shown state changed.
+    pub fn handle(&mut self, input: BgpInput) -> bool {
+        match input {
+            BgpInput::Session((name, generation, event)) => {
+                let Some(run) = self.runs.get_mut(&name) else {
+                    return false;
+                };
+                if run.generation != generation {
+                    return false;
+                }
+                let st = &mut run.state;
+                match event {
+                    TransportEvent::Session(Action::StateChanged { to, .. }) => {
+                        st.state = state_name(to).to_string();
+                        st.last_transition = SystemTime::now();
+                        if to == State::Established {
+                            tracing::info!(peer = %name, "BGP session established");
+                            st.last_error = None;
+                        }
+                        true
+                    }
+                    TransportEvent::Session(Action::NotificationReceived {
+                        notification, ..
+                    }) => {
+                        let text = format!("NOTIFICATION received: {notification}");
+                        tracing::warn!(peer = %name, "{text}");
+                        st.last_error = Some(text);
+                        true
+                    }
+                    TransportEvent::Session(Action::NotificationSent { notification, .. }) => {
+                        let text = format!("NOTIFICATION sent: {notification}");
+                        tracing::warn!(peer = %name, "{text}");
+                        st.last_error = Some(text);
+                        true
+                    }
+                    TransportEvent::Session(Action::Warning(w)) => {
+                        tracing::warn!(peer = %name, "{w}");
+                        false
+                    }
+                    TransportEvent::ConnectFailed { error } => {
+                        let text = format!("connecting: {error}");
+                        let changed = st.last_error.as_deref() != Some(text.as_str());
+                        if changed {
+                            tracing::warn!(peer = %name, "{text}");
+                        }
+                        st.last_error = Some(text);
+                        changed
+                    }
+                    TransportEvent::Disconnected { reason, .. } => {
+                        tracing::info!(peer = %name, "connection closed: {reason}");
+                        false
+                    }
+                    _ => false,
+                }
+            }
+            BgpInput::Bfd(event) => {
+                let disc = match &event {
+                    BfdEvent::StateChanged { discriminator, .. } => *discriminator,
+                    BfdEvent::SendFailed {
+                        discriminator,
+                        error,
+                        ..
+                    } => {
+                        tracing::warn!("BFD session {discriminator}: sending: {error}");
+                        return false;
+                    }
+                    BfdEvent::ReceiveFailed { error } => {
+                        tracing::warn!("BFD: receiving: {error}");
+                        return false;
+                    }
+                    _ => return false,
+                };
+                let Some((name, run)) = self
+                    .runs
+                    .iter_mut()
+                    .find(|(_, r)| r.bfd_discriminator == Some(disc))
+                else {
+                    return false;
+                };
+                if let BfdEvent::StateChanged { to, diag, .. } = &event {
+                    let to = format!("{to:?}");
+                    tracing::info!(peer = %name, "BFD {to} ({diag:?})");
+                    run.state.bfd_state = Some(to);
+                }
+                if event.is_path_failure() {
+                    tracing::warn!(peer = %name, "BFD detected a path failure: resetting the BGP session");
+                    let _ = run.handle.bfd_down();
+                }
+                true
+            }
+        }
+    }
+
+    /// Brings the sessions in line with `desired`: starts, restarts and
+    /// stops sessions, and sends the route differences.
+    pub async fn apply(&mut self, cfg: &Config, node: Option<&Node>, desired: &Desired) {
+        self.errors.clear();
+        let mut wanted = BTreeMap::new();
+        for name in &desired.peers {
+            let Some(p) = cfg
+                .bgp_peers
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+            else {
+                continue;
+            };
+            match peer::setup(p, cfg, node) {
+                Ok(setup) => {
+                    wanted.insert(name.clone(), setup);
+                }
+                Err(e) => {
+                    if self.runs.contains_key(name) {
+                        tracing::warn!("{e}; the running session is kept");
+                    } else {
+                        tracing::warn!("{e}");
+                    }
+                    self.errors.insert(name.clone(), e);
+                }
+            }
+        }
+        // Stop sessions no longer wanted (keeping those whose new settings
+        // are in error: nothing announced is lost to a bad edit).
+        let gone: Vec<String> = self
+            .runs
+            .keys()
+            .filter(|n| !wanted.contains_key(*n) && !self.errors.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            tracing::info!(peer = %name, "stopping the session: the peer no longer selects this node or was removed");
+            self.stop_one(&name, "peer removed").await;
+        }
+        let empty = BTreeMap::new();
+        for (name, setup) in wanted {
+            let fingerprint = format!("{setup:?}");
+            let restart = self
+                .runs
+                .get(&name)
+                .is_some_and(|r| r.fingerprint != fingerprint);
+            if restart {
+                tracing::info!(peer = %name, "the peer's settings changed: restarting its session");
+                self.stop_one(&name, "peer settings changed").await;
+            }
+            if !self.runs.contains_key(&name) {
+                match self.start(&name, setup, fingerprint).await {
+                    Ok(run) => {
+                        self.runs.insert(name.clone(), run);
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %name, "{e}");
+                        self.errors.insert(name.clone(), e);
+                        continue;
+                    }
+                }
+            }
+            let want = desired.bgp.get(&name).unwrap_or(&empty);
+            let Some(run) = self.runs.get_mut(&name) else {
+                continue;
+            };
+            for (prefix, attrs) in want {
+                if run.routes.get(prefix) != Some(attrs) {
+                    tracing::info!(peer = %name, "announcing {prefix}");
+                    let _ = run.handle.announce(*prefix, attrs.clone());
+                    run.routes.insert(*prefix, attrs.clone());
+                }
+            }
+            let withdraw: Vec<Prefix> = run
+                .routes
+                .keys()
+                .filter(|p| !want.contains_key(*p))
+                .copied()
+                .collect();
+            for prefix in withdraw {
+                tracing::info!(peer = %name, "withdrawing {prefix}");
+                let _ = run.handle.withdraw(prefix);
+                run.routes.remove(&prefix);
+            }
+        }
+    }
+
+    async fn start(
+        &mut self,
+        name: &str,
+        setup: peer::PeerSetup,
+        fingerprint: String,
+    ) -> Result<Run, String> {
+        let session = Session::new(setup.session).map_err(|e| format!("BGPPeer {name}: {e}"))?;
+        let (handle, mut events, _task) = transport::spawn(session, setup.transport)
+            .map_err(|e| format!("BGPPeer {name}: opening the BGP socket: {e}"))?;
+        self.generation += 1;
+        let generation = self.generation;
+        let tx = self.events_tx.clone();
+        let tag = name.to_string();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if tx.send((tag.clone(), generation, ev)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut bfd_discriminator = None;
+        if let Some(bfd_cfg) = setup.bfd {
+            let (bfd, _) = self.bfd.get_or_insert_with(|| {
+                let (h, rx, _task) = bfd_io::spawn(bfd_io::IoConfig::default());
+                (h, rx)
+            });
+            match bfd.add_session(bfd_cfg).await {
+                Ok(added) => bfd_discriminator = Some(added.discriminator),
+                Err(e) => {
+                    let _ = handle.stop(false, Some("BFD failed to start")).await;
+                    return Err(format!("BGPPeer {name}: starting BFD: {e}"));
+                }
+            }
+        }
+        tracing::info!(peer = %name, "BGP session started");
+        Ok(Run {
+            generation,
+            fingerprint,
+            handle,
+            routes: BTreeMap::new(),
+            bfd_discriminator,
+            state: PeerState {
+                state: "Idle".into(),
+                bfd_state: None,
+                last_transition: SystemTime::now(),
+                last_error: None,
+                prefixes: 0,
+            },
+        })
+    }
+
+    async fn stop_one(&mut self, name: &str, why: &str) {
+        let Some(run) = self.runs.remove(name) else {
+            return;
+        };
+        let message = format!("ferrolb-speaker: {why}");
+        let _ = tokio::time::timeout(STOP_TIMEOUT, run.handle.stop(true, Some(&message))).await;
+        if let (Some(disc), Some((bfd, _))) = (run.bfd_discriminator, &self.bfd) {
+            let _ = tokio::time::timeout(STOP_TIMEOUT, bfd.remove_session(disc)).await;
+        }
+    }
+
+    /// Withdraws everything and sends Cease to every peer, then stops BFD.
+    pub async fn stop_all(&mut self, why: &str) {
+        let names: Vec<String> = self.runs.keys().cloned().collect();
+        let message = format!("ferrolb-speaker: {why}");
+        let stops = self
+            .runs
+            .values()
+            .map(|r| r.handle.clone())
+            .collect::<Vec<_>>();
+        let mut waits = Vec::new();
+        for h in &stops {
+            waits.push(tokio::time::timeout(
+                STOP_TIMEOUT,
+                h.stop(true, Some(&message)),
+            ));
+        }
+        for w in waits {
+            let _ = w.await;
+        }
+        for name in names {
+            self.runs.remove(&name);
+        }
+        if let Some((bfd, _)) = self.bfd.take() {
+            let _ = tokio::time::timeout(STOP_TIMEOUT, bfd.shutdown()).await;
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The standalone inputs: the controller's directory. Manifests at its top
+//! level give the configuration, Nodes, EndpointSlices and Secrets (the
+//! Services there are the controller's input and are skipped); the assigned
+//! IPs come from `status/services.yaml`, which the controller writes.
+//! Changes are found by comparing each file's size and modification time.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use ferrolb_config::source::{load_dir_with_services, load_paths, manifest_files};
+use ferrolb_config::validate::{valid_subset, validate};
+use ferrolb_config::{Config, Problem};
+use k8s_openapi::api::core::v1::Service;
+
+/// One reading of the directory.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The valid part of the configuration.
+    pub config: Config,
+    /// The Services with their assigned IPs.
+    pub services: Vec<Service>,
+    /// Every problem found (configuration and reading), for status and logs.
+    pub problems: Vec<Problem>,
+}
+
+pub struct Source {
+    dir: PathBuf,
+    last: Option<Vec<(PathBuf, u64, Option<SystemTime>)>>,
+    logged: Vec<String>,
+}
+
+impl Source {
+    pub fn new(dir: &Path) -> Source {
+        Source {
+            dir: dir.to_path_buf(),
+            last: None,
+            logged: Vec::new(),
+        }
+    }
+
+    fn services_file(&self) -> PathBuf {
+        self.dir.join("status").join("services.yaml")
+    }
+
+    fn fingerprint(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+        let mut files = manifest_files(&self.dir).unwrap_or_default();
+        files.push(self.services_file());
+        files
+            .into_iter()
+            .map(|p| {
+                let meta = std::fs::metadata(&p).ok();
+                let len = meta.as_ref().map_or(u64::MAX, |m| m.len());
+                let mtime = meta.and_then(|m| m.modified().ok());
+                (p, len, mtime)
+            })
+            .collect()
+    }
+
+    /// A new snapshot when anything changed since the last one.
+    pub fn poll(&mut self) -> Option<Snapshot> {
+        let fp = self.fingerprint();
+        if self.last.as_ref() == Some(&fp) {
+            return None;
+        }
+        self.last = Some(fp);
+        let snap = read(&self.dir, &self.services_file());
+        let lines: Vec<String> = snap.problems.iter().map(ToString::to_string).collect();
+        if lines != self.logged {
+            for l in &lines {
+                tracing::warn!("{l}");
+            }
+            self.logged = lines;
+        }
+        Some(snap)
+    }
+}
+
+/// Reads the directory and the controller's output.
+pub fn read(dir: &Path, services_file: &Path) -> Snapshot {
+    let mut snap = Snapshot::default();
+    let mut skip = |_svc: Service, _pos, _problems: &mut Vec<Problem>| {};
+    match load_dir_with_services(dir, &mut skip) {
+        Ok(loaded) => {
+            let mut problems = loaded.problems;
+            let found = validate(&loaded.config);
+            snap.config = valid_subset(&loaded.config, &found);
+            problems.extend(found);
+            snap.problems = problems;
+        }
+        Err(e) => snap.problems.push(Problem::in_source(
+            ferrolb_config::Severity::Error,
+            ferrolb_config::yaml::SourcePos {
+                file: dir.display().to_string(),
+                document: 0,
+                line: 0,
+            },
+            e.to_string(),
+        )),
+    }
+    if services_file.exists() {
+        match load_paths(&[services_file.to_path_buf()]) {
+            Ok(loaded) => {
+                snap.services = loaded.config.services;
+                snap.problems.extend(loaded.problems);
+            }
+            Err(e) => snap.problems.push(Problem::in_source(
+                ferrolb_config::Severity::Error,
+                ferrolb_config::yaml::SourcePos {
+                    file: services_file.display().to_string(),
+                    document: 0,
+                    line: 0,
+                },
+                e.to_string(),
+            )),
+        }
+    }
+    snap
+}

@@ -1,0 +1,303 @@
+//! From a `BGPPeer` (and the objects it refers to) to what the `bgp` crate
+//! runs: the session, the transport and the BFD session. Pure: every
+//! problem is an error naming the peer and the field.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use ferrolb_bgp::AddressFamily;
+use ferrolb_bgp::bfd::io::PeerConfig as BfdPeerConfig;
+use ferrolb_bgp::bfd::{Hop, Profile};
+use ferrolb_bgp::session::{GracefulRestartConfig, PeerAs, SessionConfig};
+use ferrolb_bgp::transport::{TransportConfig, TtlMode};
+use ferrolb_config::Config;
+use ferrolb_config::crd::{BGPPeer, DynamicAsn};
+use ferrolb_config::duration;
+use ferrolb_config::validate::peer_is_external;
+use k8s_openapi::api::core::v1::Node;
+
+/// Everything one BGP session needs.
+#[derive(Debug, Clone)]
+pub struct PeerSetup {
+    pub session: SessionConfig,
+    pub transport: TransportConfig,
+    pub bfd: Option<BfdPeerConfig>,
+}
+
+/// The first IPv4 InternalIP of a Node.
+pub fn node_ipv4(node: Option<&Node>) -> Option<Ipv4Addr> {
+    node?
+        .status
+        .as_ref()?
+        .addresses
+        .as_ref()?
+        .iter()
+        .filter(|a| a.type_ == "InternalIP")
+        .find_map(|a| a.address.parse::<Ipv4Addr>().ok())
+}
+
+fn seconds(peer: &str, field: &str, text: &Option<String>) -> Result<Option<Duration>, String> {
+    text.as_ref()
+        .map(|t| duration::parse(t).map_err(|e| format!("BGPPeer {peer}: spec.{field} {t:?}: {e}")))
+        .transpose()
+}
+
+fn secs_u16(peer: &str, field: &str, d: Duration) -> Result<u16, String> {
+    u16::try_from(d.as_secs())
+        .map_err(|_| format!("BGPPeer {peer}: spec.{field} is longer than 65535 s"))
+}
+
+/// The password of a peer: `spec.password`, or the `password` key of the
+/// `kubernetes.io/basic-auth` Secret named by `spec.passwordSecret`.
+pub fn password(peer: &BGPPeer, cfg: &Config) -> Result<Option<Vec<u8>>, String> {
+    let name = peer.metadata.name.as_deref().unwrap_or_default();
+    if let Some(pw) = &peer.spec.password {
+        return Ok(Some(pw.as_bytes().to_vec()));
+    }
+    let Some(reference) = &peer.spec.password_secret else {
+        return Ok(None);
+    };
+    let namespace = reference
+        .namespace
+        .as_deref()
+        .or(peer.metadata.namespace.as_deref())
+        .unwrap_or(ferrolb_config::DEFAULT_NAMESPACE);
+    let secret = cfg
+        .secrets
+        .iter()
+        .find(|s| {
+            s.metadata.name.as_deref() == Some(reference.name.as_str())
+                && s.metadata.namespace.as_deref().unwrap_or_default() == namespace
+        })
+        .ok_or_else(|| {
+            format!(
+                "BGPPeer {name}: spec.passwordSecret: Secret {namespace}/{} not found; the session waits for it",
+                reference.name
+            )
+        })?;
+    if let Some(pw) = secret.data.as_ref().and_then(|d| d.get("password")) {
+        return Ok(Some(pw.0.clone()));
+    }
+    if let Some(pw) = secret.string_data.as_ref().and_then(|d| d.get("password")) {
+        return Ok(Some(pw.as_bytes().to_vec()));
+    }
+    Err(format!(
+        "BGPPeer {name}: spec.passwordSecret: Secret {namespace}/{} has no \"password\" key",
+        reference.name
+    ))
+}
+
+/// Builds the session, transport and BFD settings of `peer` for this node.
+pub fn setup(peer: &BGPPeer, cfg: &Config, node: Option<&Node>) -> Result<PeerSetup, String> {
+    let name = peer.metadata.name.as_deref().unwrap_or_default();
+    let spec = &peer.spec;
+    if spec.interface.is_some() && spec.peer_address.is_none() {
+        return Err(format!(
+            "BGPPeer {name}: spec.interface (unnumbered peering) is not supported by this speaker yet; set spec.peerAddress"
+        ));
+    }
+    let address = spec
+        .peer_address
+        .as_deref()
+        .ok_or_else(|| format!("BGPPeer {name}: spec.peerAddress is not set"))?;
+    let peer_ip: IpAddr = address.parse().map_err(|_| {
+        format!("BGPPeer {name}: spec.peerAddress {address:?} is not an IP address")
+    })?;
+    let source: Option<IpAddr> = spec
+        .source_address
+        .as_deref()
+        .map(|s| {
+            s.parse().map_err(|_| {
+                format!("BGPPeer {name}: spec.sourceAddress {s:?} is not an IP address")
+            })
+        })
+        .transpose()?;
+    let router_id = match &spec.router_id {
+        Some(id) => id.parse::<Ipv4Addr>().map_err(|_| {
+            format!("BGPPeer {name}: spec.routerID {id:?} is not an IPv4 address")
+        })?,
+        None => node_ipv4(node)
+            .or(match source {
+                Some(IpAddr::V4(v4)) => Some(v4),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                format!(
+                    "BGPPeer {name}: spec.routerID is needed: the node has no IPv4 InternalIP and spec.sourceAddress is not IPv4"
+                )
+            })?,
+    };
+    let local_asn = spec.local_asn.unwrap_or(spec.my_asn);
+    let peer_as = match (spec.dynamic_asn, spec.peer_asn) {
+        (Some(DynamicAsn::Internal), _) => PeerAs::Internal,
+        (Some(DynamicAsn::External), _) => PeerAs::External,
+        (None, Some(asn)) => PeerAs::Fixed(asn),
+        (None, None) => {
+            return Err(format!(
+                "BGPPeer {name}: set spec.peerASN or spec.dynamicASN"
+            ));
+        }
+    };
+    let mut session = SessionConfig::new(local_asn, router_id, peer_as);
+    if let Some(hold) = seconds(name, "holdTime", &spec.hold_time)? {
+        session.hold_time = secs_u16(name, "holdTime", hold)?;
+    }
+    if let Some(keepalive) = seconds(name, "keepaliveTime", &spec.keepalive_time)? {
+        session.keepalive_time = Some(secs_u16(name, "keepaliveTime", keepalive)?);
+    }
+    if let Some(connect) = seconds(name, "connectTime", &spec.connect_time)? {
+        session.connect_retry_initial = connect.max(Duration::from_secs(1));
+        session.connect_retry_max = session.connect_retry_max.max(session.connect_retry_initial);
+    }
+    if spec.disable_mp {
+        session.families = vec![match peer_ip {
+            IpAddr::V4(_) => AddressFamily::IPV4_UNICAST,
+            IpAddr::V6(_) => AddressFamily::IPV6_UNICAST,
+        }];
+    }
+    session.graceful_restart = spec.enable_graceful_restart.then(|| GracefulRestartConfig {
+        forwarding_preserved: true,
+        ..GracefulRestartConfig::default()
+    });
+    session.hostname = node.and_then(|n| n.metadata.name.clone());
+    session
+        .validate()
+        .map_err(|e| format!("BGPPeer {name}: {e}"))?;
+
+    let mut transport = TransportConfig::new(SocketAddr::new(peer_ip, spec.peer_port));
+    transport.source = source;
+    // The speaker connects; it never listens (several peers, one port).
+    transport.listen_port = None;
+    transport.bind_device = spec.vrf.clone().filter(|v| !v.is_empty());
+    transport.md5_key = password(peer, cfg)?;
+    let external = peer_is_external(peer).unwrap_or(true);
+    transport.ttl = match (external, spec.ebgp_multi_hop) {
+        (true, false) => TtlMode::Ttl(1),
+        (true, true) => TtlMode::Ttl(255),
+        (false, _) => TtlMode::Default,
+    };
+
+    let bfd = match &spec.bfd_profile {
+        None => None,
+        Some(profile_name) => {
+            let profile = cfg
+                .bfd_profiles
+                .iter()
+                .find(|p| {
+                    p.metadata.name.as_deref() == Some(profile_name.as_str())
+                        && p.metadata.namespace == peer.metadata.namespace
+                })
+                .ok_or_else(|| {
+                    format!("BGPPeer {name}: spec.bfdProfile {profile_name:?}: no BFDProfile of that name")
+                })?;
+            let p = &profile.spec;
+            let mut bfd = Profile::default();
+            if let Some(v) = p.receive_interval {
+                bfd.receive_interval_ms = v;
+            }
+            if let Some(v) = p.transmit_interval {
+                bfd.transmit_interval_ms = v;
+            }
+            if let Some(v) = p.detect_multiplier {
+                bfd.detect_multiplier = u8::try_from(v).unwrap_or(u8::MAX);
+            }
+            if let Some(v) = p.passive_mode {
+                bfd.passive_mode = v;
+            }
+            if let Some(v) = p.minimum_ttl {
+                bfd.minimum_ttl = u8::try_from(v).unwrap_or(u8::MAX);
+            }
+            let hop = if spec.ebgp_multi_hop {
+                Hop::MultiHop
+            } else {
+                Hop::SingleHop
+            };
+            let mut peer_cfg = BfdPeerConfig::new(peer_ip, hop, bfd);
+            peer_cfg.source = source;
+            peer_cfg.bind_device = transport.bind_device.clone();
+            Some(peer_cfg)
+        }
+    };
+    Ok(PeerSetup {
+        session,
+        transport,
+        bfd,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_config::manifest::parse_stream;
+
+    fn cfg(text: &str) -> Config {
+        let parsed = parse_stream(text, "t.yaml");
+        let mut problems = parsed.problems;
+        let mut cfg = Config::default();
+        cfg.add_objects(parsed.objects, &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+        cfg
+    }
+
+    const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus: {addresses: [{type: InternalIP, address: \"2001:db8::5\"}, {type: InternalIP, address: 198.51.100.5}]}\n";
+
+    #[test]
+    fn every_field_reaches_the_session() {
+        let c = cfg(&format!(
+            "{NODE}---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: p, namespace: ferrolb-system}}\nspec: {{myASN: 64512, localASN: 4200000000, peerASN: 64513, peerAddress: 198.51.100.1, peerPort: 1179, sourceAddress: 198.51.100.5, holdTime: 9s, keepaliveTime: 3s, connectTime: 5s, ebgpMultiHop: true, vrf: red, enableGracefulRestart: true, disableMP: true, passwordSecret: {{name: pw}}, bfdProfile: fast}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: pw, namespace: ferrolb-system}}\ntype: kubernetes.io/basic-auth\nstringData: {{password: s3cret}}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: fast, namespace: ferrolb-system}}\nspec: {{receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}}\n"
+        ));
+        let s = setup(&c.bgp_peers[0], &c, c.nodes.first()).unwrap();
+        assert_eq!(s.session.local_asn, 4_200_000_000);
+        assert_eq!(s.session.peer_as, PeerAs::Fixed(64513));
+        assert_eq!(s.session.router_id, Ipv4Addr::new(198, 51, 100, 5));
+        assert_eq!(s.session.hold_time, 9);
+        assert_eq!(s.session.keepalive_time, Some(3));
+        assert_eq!(s.session.connect_retry_initial, Duration::from_secs(5));
+        assert_eq!(s.session.families, [AddressFamily::IPV4_UNICAST]);
+        assert!(s.session.graceful_restart.unwrap().forwarding_preserved);
+        assert_eq!(s.session.hostname.as_deref(), Some("n1"));
+        assert_eq!(s.transport.peer, "198.51.100.1:1179".parse().unwrap());
+        assert_eq!(s.transport.listen_port, None);
+        assert_eq!(s.transport.bind_device.as_deref(), Some("red"));
+        assert_eq!(s.transport.md5_key.as_deref(), Some(&b"s3cret"[..]));
+        assert_eq!(s.transport.ttl, TtlMode::Ttl(255));
+        let bfd = s.bfd.unwrap();
+        assert_eq!(bfd.hop, Hop::MultiHop);
+        assert_eq!(bfd.profile.transmit_interval_ms, 100);
+        assert_eq!(bfd.profile.detect_multiplier, 3);
+    }
+
+    #[test]
+    fn router_id_defaults_and_errors_name_the_field() {
+        let peer = |extra: &str| {
+            format!(
+                "apiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: p, namespace: ferrolb-system}}\nspec: {{myASN: 64512, peerASN: 64512, peerAddress: \"2001:db8::1\"{extra}}}\n"
+            )
+        };
+        // From the node's IPv4 InternalIP.
+        let c = cfg(&format!("{NODE}---\n{}", peer("")));
+        let s = setup(&c.bgp_peers[0], &c, c.nodes.first()).unwrap();
+        assert_eq!(s.session.router_id, Ipv4Addr::new(198, 51, 100, 5));
+        assert_eq!(s.transport.ttl, TtlMode::Default, "iBGP");
+        assert_eq!(
+            s.session.families,
+            [AddressFamily::IPV4_UNICAST, AddressFamily::IPV6_UNICAST]
+        );
+        // An IPv6-only node without routerID.
+        let c = cfg(&peer(""));
+        let err = setup(&c.bgp_peers[0], &c, None).unwrap_err();
+        assert!(err.contains("BGPPeer p: spec.routerID is needed"), "{err}");
+        let c = cfg(&peer(", routerID: 10.0.0.1"));
+        assert_eq!(
+            setup(&c.bgp_peers[0], &c, None).unwrap().session.router_id,
+            Ipv4Addr::new(10, 0, 0, 1)
+        );
+        // A missing Secret.
+        let c = cfg(&peer(", routerID: 10.0.0.1, passwordSecret: {name: nope}"));
+        let err = setup(&c.bgp_peers[0], &c, None).unwrap_err();
+        assert!(
+            err.contains("spec.passwordSecret: Secret ferrolb-system/nope not found"),
+            "{err}"
+        );
+    }
+}
