@@ -42,9 +42,11 @@ struct RunArgs {
     /// This replica's identity in the leader Lease (default: $POD_NAME, else the host name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
-    /// Name of the leader-election Lease.
-    #[arg(long, default_value = "ferrolb-controller")]
-    lease_name: String,
+    /// Name of the leader-election Lease [default: ferrolb-controller; with --lb-class,
+    /// ferrolb-controller-<class>, e.g. ferrolb-controller-example-com-lb for example.com/lb].
+    /// Controllers of different classes need different Leases: they all lead at once.
+    #[arg(long, value_name = "NAME")]
+    lease_name: Option<String>,
     /// Seconds a leader's Lease holds without renewal before another replica takes over.
     #[arg(long, default_value_t = 15)]
     lease_duration: u64,
@@ -121,10 +123,13 @@ fn run_cluster(args: RunArgs) -> ExitCode {
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| format!("ferrolb-controller-{}", std::process::id()))
     });
+    let lease_name = args.lease_name.unwrap_or_else(|| {
+        ferrolb_controller::cluster::lease::default_lease_name(args.lb_class.as_deref())
+    });
     let release = (
         args.kubeconfig.clone(),
         args.namespace.clone(),
-        args.lease_name.clone(),
+        lease_name.clone(),
         identity.clone(),
     );
     let opts = ferrolb_controller::cluster::Options {
@@ -133,7 +138,7 @@ fn run_cluster(args: RunArgs) -> ExitCode {
         lb_class: args.lb_class,
         metrics_addr: args.metrics_addr,
         identity,
-        lease_name: args.lease_name,
+        lease_name,
         timing: ferrolb_controller::leader::Timing {
             lease_duration: lease,
             renew_deadline: lease * 2 / 3,

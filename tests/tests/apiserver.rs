@@ -239,9 +239,15 @@ struct Controller(Child);
 
 impl Controller {
     fn start(kubeconfig: &Path, identity: &str, log: &Path) -> Controller {
+        Controller::start_with(kubeconfig, identity, log, &[])
+    }
+
+    /// With extra flags (e.g. `--lb-class`).
+    fn start_with(kubeconfig: &Path, identity: &str, log: &Path, extra: &[&str]) -> Controller {
         let log = std::fs::File::create(log).unwrap();
         let child = Command::new(binary("ferrolb-controller"))
             .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args(extra)
             .args([
                 "--identity",
                 identity,
@@ -509,6 +515,12 @@ fn real_api_server() {
         ["198.51.100.240"],
         "no Service changes IP across the failover"
     );
+    // While it stood by, the standby said which Lease it waited for and who held it.
+    let b_log = std::fs::read_to_string(logs.join("b.log")).unwrap();
+    assert!(
+        b_log.contains("standing by: Lease ferrolb-system/ferrolb-controller is held by replica-a"),
+        "{b_log}"
+    );
 
     // An address in the status of a Service this controller does not serve
     // is in use, whoever put it there. (v1.20 has no spec.loadBalancerClass:
@@ -560,6 +572,31 @@ fn real_api_server() {
     );
     assert_eq!(ips, ["198.51.100.243"]);
     cp.ok(&["-n", "default", "delete", "svc", "wants-243", "next"]);
+
+    // A controller for another class has a Lease of its own and leads at
+    // once, next to the default one (which keeps its Lease).
+    let lease_holder = |name: &str| {
+        let out = cp.kubectl(&["-n", "ferrolb-system", "get", "lease", name, "-o", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["spec"]["holderIdentity"].as_str().map(str::to_string)
+    };
+    let classed = Controller::start_with(
+        &sa_kubeconfig,
+        "classed-a",
+        &logs.join("classed.log"),
+        &["--lb-class", "example.com/x"],
+    );
+    let (holder, _) = wait_for(
+        "the example.com/x controller to hold its own Lease",
+        Duration::from_secs(30),
+        || lease_holder("ferrolb-controller-example-com-x"),
+    );
+    assert_eq!(holder, "classed-a");
+    assert_eq!(
+        lease_holder("ferrolb-controller").as_deref(),
+        Some("replica-b")
+    );
+    drop(classed);
 
     // Deleting a pool re-allocates its Services from another, with a Warning Event.
     cp.ok(&["-n", "ferrolb-system", "delete", "ipaddresspool", "lan"]);
