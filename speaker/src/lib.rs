@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod desired;
 pub mod election;
 pub mod l2_probe;
+pub mod membership;
 pub mod peer;
 
 use std::future::Future;

@@ -96,6 +96,11 @@ metadata: {name: routed, namespace: ferrolb-system}
 spec:
   ipAddressPools: [routed]
   communities: ["64512:100", "large:64512:1:2"]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: memberlist, namespace: ferrolb-system}
+stringData: {secretkey: "e2e-test-key-0123456789abcdef"}
 "#;
 
 const SERVICES: &str = r#"
@@ -159,6 +164,14 @@ impl Speaker {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// kill -9.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// SIGTERM, then the exit status (bounded: 10 s, then SIGKILL and panic).
@@ -404,6 +417,116 @@ fn ping(ns: &Netns, ip: &str) -> bool {
 fn greeting(ns: &Netns, ip: &str) -> Result<String, String> {
     let addr = SocketAddr::new(ip.parse::<IpAddr>().expect("ip"), TCP_PORT);
     tcp_fetch(ns, addr, Duration::from_secs(3))
+}
+
+/// Waits until the client's neighbour entries for `ips` all hold a MAC
+/// other than `old_mac`, polling every 2 ms (bounded by [`SETTLE`]);
+/// returns the time it took and the new MACs.
+fn wait_moved(client: &Netns, ips: &[String], old_mac: &str) -> Option<(Duration, Vec<String>)> {
+    let start = Instant::now();
+    while start.elapsed() < SETTLE {
+        let macs: Vec<Option<String>> = ips.iter().map(|ip| client.neighbour(ip, "eth0")).collect();
+        if macs
+            .iter()
+            .all(|m| m.as_deref().is_some_and(|m| m != old_mac))
+        {
+            return Some((start.elapsed(), macs.into_iter().flatten().collect()));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
+}
+
+/// Layer-2 failover with the membership: the owner's speaker is killed
+/// (kill -9: no goodbye), then the next owner's link is cut; each time the
+/// client's neighbour entries move to a live node without the client
+/// asking, and a new TCP connection reaches it.
+#[test]
+fn layer2_failover_on_kill_and_link_cut() {
+    let Some(mut lab) = lab() else { return };
+    let web = assigned(lab.dir.path(), "web");
+    // Both IPs of one Service may have different owners; follow the IPv4 one.
+    let v4 = web
+        .iter()
+        .find(|ip| !ip.contains(':'))
+        .expect("IPv4")
+        .clone();
+    let owner = wait_until(SETTLE, || {
+        let o = lab.l2_owners(&v4);
+        (o.len() == 1).then(|| o[0])
+    })
+    .unwrap_or_else(|| panic!("no single owner for {v4}:\n{}", lab.logs()));
+    let status =
+        std::fs::read_to_string(lab.dir.path().join(format!("status/speaker-{owner}.yaml")))
+            .unwrap_or_default();
+    assert!(
+        status.contains("running on UDP 198.51.100."),
+        "membership not running:\n{status}"
+    );
+    let client = &lab.client.ns;
+    assert!(wait_until(SETTLE, || ping(client, &v4).then_some(())).is_some());
+    assert_eq!(
+        client.neighbour(&v4, "eth0").as_deref(),
+        Some(lab.mac_of(owner))
+    );
+
+    // kill -9 the owner's speaker.
+    let idx = lab
+        .nodes
+        .iter()
+        .position(|n| n.name == owner)
+        .expect("owner");
+    lab.speakers[idx].kill();
+    let (took, macs) = wait_moved(&lab.client.ns, std::slice::from_ref(&v4), lab.mac_of(owner))
+        .unwrap_or_else(|| {
+            panic!(
+                "{v4} did not move after kill -9 of {owner}:\n{}",
+                lab.logs()
+            )
+        });
+    println!(
+        "kill -9 of {owner}'s speaker: {v4} moved to {} after {took:?}",
+        macs[0]
+    );
+    let second = lab
+        .nodes
+        .iter()
+        .find(|n| n.mac == macs[0])
+        .expect("a node's MAC")
+        .name;
+    assert_ne!(second, owner);
+    assert_eq!(greeting(&lab.client.ns, &v4).as_deref(), Ok(second));
+
+    // Cut the new owner's link.
+    let idx2 = lab
+        .nodes
+        .iter()
+        .position(|n| n.name == second)
+        .expect("second");
+    lab.nodes[idx2].host.ns.ip(&["link", "set", "eth0", "down"]);
+    let (took, macs) = wait_moved(
+        &lab.client.ns,
+        std::slice::from_ref(&v4),
+        lab.mac_of(second),
+    )
+    .unwrap_or_else(|| {
+        panic!(
+            "{v4} did not move after cutting {second}'s link:\n{}",
+            lab.logs()
+        )
+    });
+    println!(
+        "link cut on {second}: {v4} moved to {} after {took:?}",
+        macs[0]
+    );
+    let third = lab
+        .nodes
+        .iter()
+        .find(|n| n.mac == macs[0])
+        .expect("a node's MAC")
+        .name;
+    assert!(third != owner && third != second, "{third}");
+    assert_eq!(greeting(&lab.client.ns, &v4).as_deref(), Ok(third));
 }
 
 /// Layer 2: exactly one node answers each IP of the dual-stack Service;

@@ -23,6 +23,8 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::desired::{self, Desired, Inputs};
+use crate::membership::Timing;
+use crate::membership::io::Membership;
 
 /// How often the standalone files are checked for changes.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -42,6 +44,13 @@ pub struct Args {
     /// it, only Services without a class), like the controller's flag.
     #[arg(long, value_name = "NAME")]
     pub lb_class: Option<String>,
+    /// UDP port of the speakers' membership, on each Node's InternalIP.
+    #[arg(long, default_value_t = 7946, value_name = "PORT")]
+    pub memberlist_port: u16,
+    /// Secret (in ferrolb-system) whose `secretkey` key authenticates the
+    /// membership; without it, layer-2 liveness comes from Node readiness.
+    #[arg(long, default_value = "memberlist", value_name = "NAME")]
+    pub memberlist_secret: String,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT; 0 after a clean stop.
@@ -58,13 +67,16 @@ pub fn run(args: Args) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    crate::run_probe("daemon", standalone_main(dir, node, args.lb_class))
+    crate::run_probe("daemon", standalone_main(dir, node, args))
 }
 
 /// What the daemon keeps between rounds.
 struct Daemon {
     node: String,
-    lb_class: Option<String>,
+    args: Args,
+    membership: Option<Membership>,
+    /// How membership stands, for logs and status.
+    membership_note: String,
     l2: l2::L2,
     bgp: bgp::Bgp,
     desired: Desired,
@@ -73,13 +85,70 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Starts, restarts or stops the membership to match the snapshot
+    /// (key from the Secret, address from this Node), and gives it the
+    /// other nodes' addresses.
+    async fn ensure_membership(&mut self, snap: &standalone::Snapshot) {
+        let wanted = membership_settings(snap, &self.node, &self.args);
+        match wanted {
+            Err(why) => {
+                if let Some(m) = self.membership.take() {
+                    m.leave().await;
+                }
+                let note =
+                    format!("not running ({why}): layer-2 liveness from Node readiness only");
+                if note != self.membership_note {
+                    tracing::warn!("membership {note}");
+                }
+                self.membership_note = note;
+            }
+            Ok((addr, key, peers)) => {
+                let stale = self
+                    .membership
+                    .as_ref()
+                    .is_some_and(|m| !m.matches(addr, &key));
+                if stale && let Some(m) = self.membership.take() {
+                    m.leave().await;
+                }
+                if self.membership.is_none() {
+                    match Membership::start(&self.node, addr, &key, Timing::default()).await {
+                        Ok(m) => {
+                            self.membership = Some(m);
+                            self.membership_note = format!("running on UDP {addr}");
+                        }
+                        Err(e) => {
+                            let note = format!(
+                                "not running ({e}): layer-2 liveness from Node readiness only"
+                            );
+                            if note != self.membership_note {
+                                tracing::warn!("membership {note}");
+                            }
+                            self.membership_note = note;
+                        }
+                    }
+                }
+                if let Some(m) = &self.membership {
+                    m.set_peers(peers);
+                }
+            }
+        }
+    }
+
     async fn round(&mut self, inputs: &standalone::Snapshot) {
+        let view = self.membership.as_ref().map(|m| m.view.borrow().clone());
+        let empty = BTreeSet::new();
+        let members = match &view {
+            None => None,
+            Some(v) if v.joined => Some(&v.live),
+            // Joining: answer for nothing until the others are heard.
+            Some(_) => Some(&empty),
+        };
         let desired = desired::decide(Inputs {
             config: &inputs.config,
             services: &inputs.services,
-            members: None,
+            members,
             node: &self.node,
-            lb_class: self.lb_class.as_deref(),
+            lb_class: self.args.lb_class.as_deref(),
         });
         self.log_reasons(&desired);
         self.l2.apply(&desired.l2).await;
@@ -111,7 +180,7 @@ impl Daemon {
     }
 }
 
-async fn standalone_main(dir: PathBuf, node: String, lb_class: Option<String>) -> ExitCode {
+async fn standalone_main(dir: PathBuf, node: String, args: Args) -> ExitCode {
     let (mut sigint, mut sigterm) = match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -125,7 +194,9 @@ async fn standalone_main(dir: PathBuf, node: String, lb_class: Option<String>) -
     let mut source = standalone::Source::new(&dir);
     let mut daemon = Daemon {
         node: node.clone(),
-        lb_class,
+        args,
+        membership: None,
+        membership_note: "not started".into(),
         l2: l2::L2::default(),
         bgp: bgp::Bgp::default(),
         desired: Desired::default(),
@@ -146,6 +217,7 @@ async fn standalone_main(dir: PathBuf, node: String, lb_class: Option<String>) -
             _ = sigterm.recv() => break "SIGTERM",
             _ = tick.tick() => {
                 if let Some(next) = source.poll() {
+                    daemon.ensure_membership(&next).await;
                     daemon.round(&next).await;
                     snapshot = Some(next);
                     dirty = true;
@@ -155,6 +227,12 @@ async fn standalone_main(dir: PathBuf, node: String, lb_class: Option<String>) -
                         status::write(&dir, &daemon_status(&daemon, snap));
                     }
                     dirty = false;
+                }
+            }
+            _ = membership_changed(&mut daemon.membership) => {
+                if let Some(snap) = &snapshot {
+                    daemon.round(snap).await;
+                    dirty = true;
                 }
             }
             ev = daemon.l2.next() => {
@@ -170,6 +248,9 @@ async fn standalone_main(dir: PathBuf, node: String, lb_class: Option<String>) -
         }
     };
     tracing::info!("{signal_name}: withdrawing every announcement");
+    if let Some(m) = daemon.membership.take() {
+        m.leave().await;
+    }
     daemon.bgp.stop_all("speaker stopping").await;
     daemon.l2.shutdown().await;
     if let Some(snap) = &snapshot {
@@ -188,6 +269,109 @@ fn daemon_status<'a>(d: &'a Daemon, snap: &'a standalone::Snapshot) -> status::V
         peers: d.bgp.states(),
         peer_errors: &d.bgp.errors,
         problems: &snap.problems,
-        membership: "not running: liveness from Node readiness",
+        membership: &d.membership_note,
     }
+}
+
+/// Waits until the membership's view changes (forever without one).
+async fn membership_changed(m: &mut Option<Membership>) {
+    match m {
+        Some(m) => {
+            if m.view.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The key of the membership Secret (`secretkey` in `data` or `stringData`).
+fn membership_key(snap: &standalone::Snapshot, name: &str) -> Result<Vec<u8>, String> {
+    let secret = snap
+        .config
+        .secrets
+        .iter()
+        .find(|s| {
+            s.metadata.name.as_deref() == Some(name)
+                && s.metadata.namespace.as_deref() == Some(ferrolb_config::DEFAULT_NAMESPACE)
+        })
+        .ok_or_else(|| format!("no Secret {}/{name}", ferrolb_config::DEFAULT_NAMESPACE))?;
+    let key = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("secretkey"))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get("secretkey"))
+                .map(|s| s.as_bytes().to_vec())
+        })
+        .ok_or_else(|| {
+            format!(
+                "Secret {}/{name} has no \"secretkey\" key",
+                ferrolb_config::DEFAULT_NAMESPACE
+            )
+        })?;
+    if key.len() < 16 {
+        return Err(format!(
+            "Secret {}/{name}: secretkey is {} bytes; at least 16 are needed",
+            ferrolb_config::DEFAULT_NAMESPACE,
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+/// A Node's InternalIP, IPv4 first.
+fn internal_ip(node: &k8s_openapi::api::core::v1::Node) -> Option<std::net::IpAddr> {
+    let addrs = node.status.as_ref()?.addresses.as_ref()?;
+    let ips: Vec<std::net::IpAddr> = addrs
+        .iter()
+        .filter(|a| a.type_ == "InternalIP")
+        .filter_map(|a| a.address.parse().ok())
+        .collect();
+    ips.iter().find(|ip| ip.is_ipv4()).or(ips.first()).copied()
+}
+
+type MembershipSettings = (
+    std::net::SocketAddr,
+    Vec<u8>,
+    std::collections::BTreeMap<String, std::net::SocketAddr>,
+);
+
+/// Where this node's membership listens, its key and the other nodes.
+fn membership_settings(
+    snap: &standalone::Snapshot,
+    node: &str,
+    args: &Args,
+) -> Result<MembershipSettings, String> {
+    let key = membership_key(snap, &args.memberlist_secret)?;
+    let me = snap
+        .config
+        .nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(node))
+        .ok_or_else(|| format!("no Node object named {node}"))?;
+    let ip = internal_ip(me).ok_or_else(|| format!("Node {node} has no InternalIP"))?;
+    let peers = snap
+        .config
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let name = n.metadata.name.clone()?;
+            (name != node)
+                .then(|| {
+                    internal_ip(n)
+                        .map(|ip| (name, std::net::SocketAddr::new(ip, args.memberlist_port)))
+                })
+                .flatten()
+        })
+        .collect();
+    Ok((
+        std::net::SocketAddr::new(ip, args.memberlist_port),
+        key,
+        peers,
+    ))
 }
