@@ -6,6 +6,7 @@
 //! MetalLB manifest works after changing `apiVersion` to `ferrolb.io/...`.
 
 mod bgp;
+mod formats;
 mod l2;
 mod pool;
 mod state;
@@ -42,9 +43,11 @@ pub struct PreferredNodeSelector {
     pub preference: LabelSelector,
 }
 
-/// Every CRD FerroLB defines, in a stable order.
+/// Every CRD FerroLB defines, in a stable order. Their schemas carry only
+/// formats Kubernetes recognizes (integers as `int32`/`int64` with their
+/// range as `minimum`/`maximum`), so applying them prints no warning.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         IPAddressPool::crd(),
         L2Advertisement::crd(),
         BGPAdvertisement::crd(),
@@ -54,7 +57,19 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         ServiceL2Status::crd(),
         ServiceBGPStatus::crd(),
         ConfigurationState::crd(),
-    ]
+    ];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                formats::kubernetes_formats(schema);
+            }
+        }
+    }
+    crds
 }
 
 /// All CRDs as one multi-document YAML stream (what `ferrolb-controller crds` prints
@@ -68,4 +83,157 @@ pub fn crds_yaml() -> String {
         out.push_str(&serde_saphyr::to_string(&crd).expect("CRDs always serialize"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// The formats an API server recognizes (the integer and number formats,
+    /// and the string formats k8s.io/apiextensions-apiserver supports).
+    const RECOGNIZED: &[&str] = &[
+        "int32",
+        "int64",
+        "float",
+        "double",
+        "byte",
+        "date",
+        "date-time",
+        "password",
+        "bsonobjectid",
+        "uri",
+        "email",
+        "hostname",
+        "ipv4",
+        "ipv6",
+        "cidr",
+        "mac",
+        "uuid",
+        "uuid3",
+        "uuid4",
+        "uuid5",
+        "isbn",
+        "isbn10",
+        "isbn13",
+        "creditcard",
+        "ssn",
+        "hexcolor",
+        "rgbcolor",
+        "duration",
+        "datetime",
+    ];
+
+    /// Every `format` of a schema (as JSON) and of the schemas inside it,
+    /// with where it is. Values (`default`, `enum`, `example`) are not schemas.
+    fn formats(schema: &Value, at: &str, out: &mut Vec<(String, Value)>) {
+        let Some(obj) = schema.as_object() else {
+            return;
+        };
+        if let Some(f) = obj.get("format") {
+            out.push((at.to_string(), f.clone()));
+        }
+        for key in [
+            "properties",
+            "patternProperties",
+            "definitions",
+            "dependencies",
+        ] {
+            for (name, sub) in obj
+                .get(key)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                formats(sub, &format!("{at}.{key}.{name}"), out);
+            }
+        }
+        for key in ["allOf", "anyOf", "oneOf", "items"] {
+            match obj.get(key) {
+                Some(Value::Array(list)) => {
+                    for (i, sub) in list.iter().enumerate() {
+                        formats(sub, &format!("{at}.{key}[{i}]"), out);
+                    }
+                }
+                Some(sub) => formats(sub, &format!("{at}.{key}"), out),
+                None => {}
+            }
+        }
+        for key in ["not", "additionalProperties", "additionalItems"] {
+            if let Some(sub) = obj.get(key) {
+                formats(sub, &format!("{at}.{key}"), out);
+            }
+        }
+    }
+
+    /// The schema of `kind`'s version `version`, as JSON.
+    fn schema_of(kind: &str, version: &str) -> Value {
+        let crd = all_crds()
+            .into_iter()
+            .find(|c| c.spec.names.kind == kind)
+            .unwrap();
+        let v = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.name == version)
+            .unwrap();
+        serde_json::to_value(&v.schema.as_ref().unwrap().open_api_v3_schema).unwrap()
+    }
+
+    #[test]
+    fn schemas_carry_only_formats_kubernetes_recognizes() {
+        let mut seen = 0;
+        let mut unknown = Vec::new();
+        for crd in all_crds() {
+            for version in &crd.spec.versions {
+                let schema = serde_json::to_value(&version.schema).unwrap();
+                let mut found = Vec::new();
+                formats(
+                    &schema["openAPIV3Schema"],
+                    &format!("{}/{}", crd.spec.names.kind, version.name),
+                    &mut found,
+                );
+                seen += found.len();
+                unknown.extend(
+                    found
+                        .into_iter()
+                        .filter(|(_, f)| !f.as_str().is_some_and(|f| RECOGNIZED.contains(&f))),
+                );
+            }
+        }
+        assert!(seen > 0, "the walk found no format at all");
+        assert!(
+            unknown.is_empty(),
+            "formats an API server does not recognize (it warns on apply): {unknown:#?}"
+        );
+    }
+
+    #[test]
+    fn unsigned_integers_keep_their_range() {
+        let peer = schema_of("BGPPeer", "v1beta2");
+        let spec = &peer["properties"]["spec"]["properties"];
+        // u32: beyond int32, so int64 with the u32 range.
+        assert_eq!(spec["myASN"]["format"], "int64");
+        assert_eq!(spec["myASN"]["minimum"], 0.0);
+        assert_eq!(spec["myASN"]["maximum"], 4294967295.0);
+        // u16 with its own range: int32.
+        assert_eq!(spec["peerPort"]["format"], "int32");
+        assert_eq!(spec["peerPort"]["minimum"], 1.0);
+        assert_eq!(spec["peerPort"]["maximum"], 65535.0);
+        // u32 with a narrower range: int32, the range as written.
+        let bfd = schema_of("BFDProfile", "v1beta1");
+        let mult = &bfd["properties"]["spec"]["properties"]["detectMultiplier"];
+        assert_eq!(mult["format"], "int32");
+        assert_eq!(
+            (&mult["minimum"], &mult["maximum"]),
+            (&2.0.into(), &255.0.into())
+        );
+        // u64: int64 from 0.
+        let pool = schema_of("IPAddressPool", "v1beta1");
+        let assigned = &pool["properties"]["status"]["properties"]["assignedIPv4"];
+        assert_eq!(assigned["format"], "int64");
+        assert_eq!(assigned["minimum"], 0.0);
+        assert!(assigned.get("maximum").is_none());
+    }
 }
