@@ -6,6 +6,8 @@
 //! - [`netns`]: network-namespace labs (bridge, hosts, commands inside
 //!   them), cleaned up by Drop guards.
 //! - [`speaker`]: building `ferrolb-speaker` and running `l2-probe`.
+//! - [`speaker_lab`]: the three-node speaker daemon lab (controller and
+//!   speakers in standalone mode, a client, GoBGP or FRR as the router).
 //! - [`require`]: the skip-or-fail rule for tests that need root and
 //!   system tools.
 
@@ -14,6 +16,7 @@ pub mod capture;
 pub mod netns;
 pub mod routers;
 pub mod speaker;
+pub mod speaker_lab;
 
 /// Checks what a test needs: root (network namespaces and raw sockets)
 /// and the given `(tool, Debian package)` pairs. Returns true when the
