@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Starts a throw-away Kubernetes control plane on 127.0.0.1 only: etcd,
+# Starts a throw-away Kubernetes control plane on 127.0.0.1 only (or, with
+# APISERVER_BIND=ADDR, the API server on ADDR: run it inside a test network
+# namespace that holds ADDR, so that other test namespaces reach it): etcd,
 # kube-apiserver (RBAC on) and kube-controller-manager (service-account tokens,
 # namespace cleanup), with certificates made for this run.
 #
@@ -14,6 +16,7 @@ state="${1:?usage: start.sh STATE_DIR}"
 mkdir -p "$state"
 state="$(cd "$state" && pwd)"
 log() { echo "apiserver: $*" >&2; }
+bind="${APISERVER_BIND:-127.0.0.1}"
 
 bindir="$("$here/build-binaries.sh" | tail -n1)"
 kubectl="$("$here/kubectl.sh")"
@@ -32,7 +35,7 @@ mkdir -p "$pki"
     cd "$pki"
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=ferrolb-test-ca" 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=kube-apiserver" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' >server.ext
+    printf 'subjectAltName=IP:127.0.0.1,IP:'"$bind"',DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' >server.ext
     openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=ferrolb-test-admin" 2>/dev/null
     printf 'extendedKeyUsage=clientAuth\n' >client.ext
@@ -60,7 +63,7 @@ launch etcd etcd --name ferrolb-test --data-dir "$state/etcd" \
 # Dual-stack (alpha in 1.20) so that bulk tests can use the large IPv6 range.
 launch kube-apiserver "$bindir/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_client" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
+    --bind-address "$bind" --advertise-address "$bind" --secure-port "$api_port" --insecure-port 0 \
     --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
     --client-ca-file "$pki/ca.crt" \
     --authorization-mode RBAC \
@@ -76,7 +79,7 @@ kind: Config
 clusters:
 - name: test
   cluster:
-    server: https://127.0.0.1:$api_port
+    server: https://$bind:$api_port
     certificate-authority: $pki/ca.crt
 users:
 - name: admin
@@ -92,7 +95,7 @@ KC
 ready=""
 for _ in $(seq 1 120); do
     if curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
-        "https://127.0.0.1:$api_port/readyz" >/dev/null 2>&1; then
+        "https://$bind:$api_port/readyz" >/dev/null 2>&1; then
         ready=1
         break
     fi
@@ -117,6 +120,6 @@ launch kube-controller-manager "$bindir/kube-controller-manager" \
 cat >"$state/env" <<ENV
 KUBECONFIG=$state/kubeconfig
 KUBECTL=$kubectl
-APISERVER_URL=https://127.0.0.1:$api_port
+APISERVER_URL=https://$bind:$api_port
 ENV
 log "ready at https://127.0.0.1:$api_port (state in $state)"

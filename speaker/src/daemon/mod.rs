@@ -11,6 +11,7 @@
 //! [`POLL`]; an edit takes effect at the next check.
 
 pub mod bgp;
+pub mod cluster;
 pub mod l2;
 pub mod standalone;
 pub mod status;
@@ -44,6 +45,13 @@ pub struct Args {
     /// it, only Services without a class), like the controller's flag.
     #[arg(long, value_name = "NAME")]
     pub lb_class: Option<String>,
+    /// Cluster mode: the kubeconfig to use (default: in-cluster, then
+    /// $KUBECONFIG / ~/.kube/config).
+    #[arg(long, value_name = "FILE", conflicts_with = "standalone")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Cluster mode: the namespace of FerroLB's objects.
+    #[arg(long, default_value = ferrolb_config::DEFAULT_NAMESPACE, value_name = "NS")]
+    pub namespace: String,
     /// UDP port of the speakers' membership, on each Node's InternalIP.
     #[arg(long, default_value_t = 7946, value_name = "PORT")]
     pub memberlist_port: u16,
@@ -62,12 +70,49 @@ pub fn run(args: Args) -> ExitCode {
         return ExitCode::from(2);
     };
     let Some(dir) = args.standalone.clone() else {
-        eprintln!(
-            "ferrolb-speaker: cluster mode is not implemented yet; run with --standalone DIR (see README)"
+        tracing::info!(
+            "ferrolb-speaker {} starting on node {node}, watching the cluster (namespace {})",
+            env!("CARGO_PKG_VERSION"),
+            args.namespace
         );
-        return ExitCode::from(2);
+        return crate::run_probe("daemon", async move {
+            let client = match cluster::client(args.kubeconfig.as_ref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("ferrolb-speaker: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let opts = cluster::Options {
+                kubeconfig: args.kubeconfig.clone(),
+                namespace: args.namespace.clone(),
+                node: node.clone(),
+            };
+            let source = cluster::ClusterSource::start(client, &opts).await;
+            main_loop(source, node, args).await
+        });
     };
-    crate::run_probe("daemon", standalone_main(dir, node, args))
+    tracing::info!(
+        "ferrolb-speaker {} starting on node {node}, standalone over {}",
+        env!("CARGO_PKG_VERSION"),
+        dir.display()
+    );
+    crate::run_probe(
+        "daemon",
+        main_loop(standalone::Source::new(&dir, &node), node.clone(), args),
+    )
+}
+
+/// One reading of the inputs.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The valid part of the configuration, with Nodes, EndpointSlices and
+    /// Secrets.
+    pub config: ferrolb_config::Config,
+    /// The Services with their assigned IPs.
+    pub services: Vec<k8s_openapi::api::core::v1::Service>,
+    /// Every problem found (configuration and reading), for status and logs.
+    pub problems: Vec<ferrolb_config::Problem>,
 }
 
 /// What the daemon keeps between rounds.
@@ -88,7 +133,7 @@ impl Daemon {
     /// Starts, restarts or stops the membership to match the snapshot
     /// (key from the Secret, address from this Node), and gives it the
     /// other nodes' addresses.
-    async fn ensure_membership(&mut self, snap: &standalone::Snapshot) {
+    async fn ensure_membership(&mut self, snap: &Snapshot) {
         let wanted = membership_settings(snap, &self.node, &self.args);
         match wanted {
             Err(why) => {
@@ -134,7 +179,7 @@ impl Daemon {
         }
     }
 
-    async fn round(&mut self, inputs: &standalone::Snapshot) {
+    async fn round(&mut self, inputs: &Snapshot) {
         let view = self.membership.as_ref().map(|m| m.view.borrow().clone());
         let empty = BTreeSet::new();
         let members = match &view {
@@ -180,7 +225,17 @@ impl Daemon {
     }
 }
 
-async fn standalone_main(dir: PathBuf, node: String, args: Args) -> ExitCode {
+/// Where the daemon's inputs come from and where its status goes.
+pub trait Source {
+    /// Waits for the next check of the inputs; a new snapshot when they
+    /// changed. Cancel-safe: dropped before it returns, nothing is lost.
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Snapshot>>;
+    /// Publishes the status documents (without blocking on the network).
+    fn publish(&mut self, docs: Vec<serde_json::Value>);
+}
+
+/// Runs the daemon over `source` until SIGTERM/SIGINT.
+pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> ExitCode {
     let (mut sigint, mut sigterm) = match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -191,7 +246,6 @@ async fn standalone_main(dir: PathBuf, node: String, args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut source = standalone::Source::new(&dir);
     let mut daemon = Daemon {
         node: node.clone(),
         args,
@@ -202,30 +256,25 @@ async fn standalone_main(dir: PathBuf, node: String, args: Args) -> ExitCode {
         desired: Desired::default(),
         logged: BTreeSet::new(),
     };
-    tracing::info!(
-        "ferrolb-speaker {} starting on node {node}, standalone over {}",
-        env!("CARGO_PKG_VERSION"),
-        dir.display()
-    );
-    let mut tick = tokio::time::interval(POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut snapshot: Option<standalone::Snapshot> = None;
+    let mut publish = tokio::time::interval(POLL);
+    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut snapshot: Option<Snapshot> = None;
     let mut dirty = true;
     let signal_name = loop {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
-            _ = tick.tick() => {
-                if let Some(next) = source.poll() {
+            next = source.next() => {
+                if let Some(next) = next {
                     daemon.ensure_membership(&next).await;
                     daemon.round(&next).await;
                     snapshot = Some(next);
                     dirty = true;
                 }
-                if dirty {
-                    if let Some(snap) = &snapshot {
-                        status::write(&dir, &daemon_status(&daemon, snap));
-                    }
+            }
+            _ = publish.tick() => {
+                if dirty && let Some(snap) = &snapshot {
+                    source.publish(status::documents(&daemon_status(&daemon, snap)));
                     dirty = false;
                 }
             }
@@ -255,13 +304,13 @@ async fn standalone_main(dir: PathBuf, node: String, args: Args) -> ExitCode {
     daemon.l2.shutdown().await;
     if let Some(snap) = &snapshot {
         daemon.desired = Desired::default();
-        status::write(&dir, &daemon_status(&daemon, snap));
+        source.publish(status::documents(&daemon_status(&daemon, snap)));
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
-fn daemon_status<'a>(d: &'a Daemon, snap: &'a standalone::Snapshot) -> status::View<'a> {
+fn daemon_status<'a>(d: &'a Daemon, snap: &'a Snapshot) -> status::View<'a> {
     status::View {
         node: &d.node,
         desired: &d.desired,
@@ -286,7 +335,7 @@ async fn membership_changed(m: &mut Option<Membership>) {
 }
 
 /// The key of the membership Secret (`secretkey` in `data` or `stringData`).
-fn membership_key(snap: &standalone::Snapshot, name: &str) -> Result<Vec<u8>, String> {
+fn membership_key(snap: &Snapshot, name: &str) -> Result<Vec<u8>, String> {
     let secret = snap
         .config
         .secrets
@@ -343,7 +392,7 @@ type MembershipSettings = (
 
 /// Where this node's membership listens, its key and the other nodes.
 fn membership_settings(
-    snap: &standalone::Snapshot,
+    snap: &Snapshot,
     node: &str,
     args: &Args,
 ) -> Result<MembershipSettings, String> {

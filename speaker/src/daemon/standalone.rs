@@ -7,32 +7,26 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use ferrolb_config::Problem;
 use ferrolb_config::source::{load_dir_with_services, load_paths, manifest_files};
 use ferrolb_config::validate::{valid_subset, validate};
-use ferrolb_config::{Config, Problem};
 use k8s_openapi::api::core::v1::Service;
 
-/// One reading of the directory.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    /// The valid part of the configuration.
-    pub config: Config,
-    /// The Services with their assigned IPs.
-    pub services: Vec<Service>,
-    /// Every problem found (configuration and reading), for status and logs.
-    pub problems: Vec<Problem>,
-}
+use super::{POLL, Snapshot};
 
+/// The directory as the daemon's [`super::Source`].
 pub struct Source {
     dir: PathBuf,
+    node: String,
     last: Option<Vec<(PathBuf, u64, Option<SystemTime>)>>,
     logged: Vec<String>,
 }
 
 impl Source {
-    pub fn new(dir: &Path) -> Source {
+    pub fn new(dir: &Path, node: &str) -> Source {
         Source {
             dir: dir.to_path_buf(),
+            node: node.to_string(),
             last: None,
             logged: Vec::new(),
         }
@@ -72,6 +66,17 @@ impl Source {
             self.logged = lines;
         }
         Some(snap)
+    }
+}
+
+impl super::Source for Source {
+    async fn next(&mut self) -> Option<Snapshot> {
+        tokio::time::sleep(POLL).await;
+        self.poll()
+    }
+
+    fn publish(&mut self, docs: Vec<serde_json::Value>) {
+        super::status::write(&self.dir, &self.node, &docs);
     }
 }
 

@@ -186,18 +186,18 @@ pub fn documents(v: &View<'_>) -> Vec<Value> {
 }
 
 /// Writes `DIR/status/speaker-NODE.yaml` (atomically); a failure is logged.
-pub fn write(dir: &Path, view: &View<'_>) {
+pub fn write(dir: &Path, node: &str, docs: &[Value]) {
     let mut text = String::from("# Written by ferrolb-speaker; overwritten on every change.\n");
-    for doc in documents(view) {
+    for doc in docs {
         text.push_str("---\n");
-        match serde_saphyr::to_string(&doc) {
+        match serde_saphyr::to_string(doc) {
             Ok(y) => text.push_str(&y),
             Err(e) => text.push_str(&format!("# cannot serialize: {e}\n")),
         }
     }
     let status_dir = dir.join("status");
-    let path = status_dir.join(format!("speaker-{}.yaml", view.node));
-    let tmp = status_dir.join(format!(".speaker-{}.yaml.tmp", view.node));
+    let path = status_dir.join(format!("speaker-{node}.yaml"));
+    let tmp = status_dir.join(format!(".speaker-{node}.yaml.tmp"));
     let result = std::fs::create_dir_all(&status_dir)
         .and_then(|()| std::fs::write(&tmp, text))
         .and_then(|()| std::fs::rename(&tmp, &path));

@@ -1,0 +1,705 @@
+//! Cluster mode: the daemon's inputs from the API server (Services,
+//! EndpointSlices, Nodes, FerroLB's kinds and Secrets in its namespace,
+//! each through a kube-runtime reflector), and its status written back as
+//! `ServiceL2Status` / `ServiceBGPStatus` objects owned by their Service,
+//! this node's session in each `BGPPeer`'s status, a `ConfigurationState`
+//! per speaker, and Warning Events.
+//!
+//! Writes go through their own task: a slow or absent API server never
+//! delays an announcement or a layer-2 failover, and nothing is withdrawn
+//! because the API server went away (the reflectors keep their last
+//! state and re-list when it is back).
+//!
+//! EndpointSlices: `discovery.k8s.io/v1` where the server serves it, else
+//! `v1beta1` (Kubernetes 1.20), whose endpoints name their node in
+//! `topology["kubernetes.io/hostname"]` (or `nodeName` where the gate is on).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrolb_config::Config;
+use ferrolb_config::crd::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+};
+use ferrolb_config::validate::{valid_subset, validate};
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+use super::{POLL, Snapshot};
+
+/// Where the configuration lives, and how to reach the API server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub kubeconfig: Option<PathBuf>,
+    pub namespace: String,
+    pub node: String,
+}
+
+/// A client from `--kubeconfig`, or the in-cluster / default configuration.
+pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
+    };
+    Client::try_from(config).map_err(|e| format!("cannot configure the Kubernetes client: {e}"))
+}
+
+/// Starts a reflector over `stream`'s objects; every change pokes `notify`.
+fn reflect<K>(api: Api<K>, notify: Arc<Notify>, strip: fn(&mut K)) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&()).to_string();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(strip),
+    );
+    tokio::spawn(follow(stream, notify, kind));
+    reader
+}
+
+async fn follow<S, T>(stream: S, notify: Arc<Notify>, kind: String)
+where
+    S: futures::Stream<Item = Result<watcher::Event<T>, watcher::Error>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        match stream.try_next().await {
+            Ok(Some(
+                watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
+            )) => notify.notify_one(),
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            // The watcher re-lists with backoff; the store keeps its state.
+            Err(e) => tracing::warn!(kind, error = %e, "watch error (retrying)"),
+        }
+    }
+}
+
+fn keep<K>(_: &mut K) {}
+
+/// Services are many: keep only what the decision reads.
+fn strip_service(svc: &mut Service) {
+    let meta = &mut svc.metadata;
+    meta.managed_fields = None;
+    meta.annotations = None;
+    if let Some(spec) = &mut svc.spec {
+        spec.ports = None;
+        spec.selector = None;
+        spec.cluster_ips = None;
+    }
+}
+
+fn strip_meta<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+fn snapshot<K: Resource<DynamicType = ()> + Clone + 'static>(store: &Store<K>) -> Vec<K> {
+    store.state().iter().map(|a| (**a).clone()).collect()
+}
+
+/// A v1beta1 EndpointSlice (Kubernetes 1.20) as a v1 one: the node from
+/// `nodeName`, else from `topology["kubernetes.io/hostname"]`.
+pub fn endpoint_slice_from_v1beta1(obj: &DynamicObject) -> Option<EndpointSlice> {
+    let mut value = serde_json::to_value(obj).ok()?;
+    if let Some(eps) = value.get_mut("endpoints").and_then(Value::as_array_mut) {
+        for ep in eps {
+            let host = ep
+                .get("topology")
+                .and_then(|t| t.get("kubernetes.io/hostname"))
+                .cloned();
+            if let Some(map) = ep.as_object_mut() {
+                map.remove("topology");
+                if !map.contains_key("nodeName")
+                    && let Some(h) = host
+                {
+                    map.insert("nodeName".into(), h);
+                }
+            }
+        }
+    }
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), json!("discovery.k8s.io/v1"));
+        map.insert("kind".into(), json!("EndpointSlice"));
+    }
+    serde_json::from_value(value).ok()
+}
+
+enum Slices {
+    V1(Store<EndpointSlice>),
+    V1beta1(Store<DynamicObject>),
+}
+
+struct Stores {
+    services: Store<Service>,
+    nodes: Store<Node>,
+    slices: Slices,
+    secrets: Store<Secret>,
+    pools: Store<IPAddressPool>,
+    l2: Store<L2Advertisement>,
+    bgp: Store<BGPAdvertisement>,
+    peers: Store<BGPPeer>,
+    bfd: Store<BFDProfile>,
+    communities: Store<Community>,
+}
+
+/// The cluster as the daemon's [`super::Source`].
+pub struct ClusterSource {
+    stores: Stores,
+    notify: Arc<Notify>,
+    pending: bool,
+    ready: bool,
+    status: watch::Sender<Vec<Value>>,
+}
+
+impl ClusterSource {
+    /// Starts the reflectors and the status writer.
+    pub async fn start(client: Client, opts: &Options) -> ClusterSource {
+        let notify = Arc::new(Notify::new());
+        let ns = opts.namespace.as_str();
+        let v1_served = Api::<EndpointSlice>::all(client.clone())
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+            .is_ok();
+        let slices = if v1_served {
+            Slices::V1(reflect(
+                Api::all(client.clone()),
+                notify.clone(),
+                strip_meta,
+            ))
+        } else {
+            tracing::info!(
+                "the API server does not serve discovery.k8s.io/v1 EndpointSlices: using v1beta1"
+            );
+            let ar = ApiResource {
+                group: "discovery.k8s.io".into(),
+                version: "v1beta1".into(),
+                api_version: "discovery.k8s.io/v1beta1".into(),
+                kind: "EndpointSlice".into(),
+                plural: "endpointslices".into(),
+            };
+            let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+            let reader = writer.as_reader();
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+            let stream = reflector::reflector(
+                writer,
+                watcher(api, watcher::Config::default()).default_backoff(),
+            );
+            tokio::spawn(follow(stream, notify.clone(), "EndpointSlice".into()));
+            Slices::V1beta1(reader)
+        };
+        let stores = Stores {
+            services: reflect(Api::all(client.clone()), notify.clone(), strip_service),
+            nodes: reflect(Api::all(client.clone()), notify.clone(), strip_meta),
+            slices,
+            secrets: reflect(Api::namespaced(client.clone(), ns), notify.clone(), keep),
+            pools: reflect(
+                Api::namespaced(client.clone(), ns),
+                notify.clone(),
+                strip_meta,
+            ),
+            l2: reflect(
+                Api::namespaced(client.clone(), ns),
+                notify.clone(),
+                strip_meta,
+            ),
+            bgp: reflect(
+                Api::namespaced(client.clone(), ns),
+                notify.clone(),
+                strip_meta,
+            ),
+            peers: reflect(
+                Api::namespaced(client.clone(), ns),
+                notify.clone(),
+                strip_meta,
+            ),
+            bfd: reflect(
+                Api::namespaced(client.clone(), ns),
+                notify.clone(),
+                strip_meta,
+            ),
+            communities: reflect(
+                Api::namespaced(client.clone(), ns),
+                notify.clone(),
+                strip_meta,
+            ),
+        };
+        let (status, rx) = watch::channel(Vec::new());
+        tokio::spawn(writer(client, opts.clone(), rx));
+        ClusterSource {
+            stores,
+            notify,
+            pending: true,
+            ready: false,
+            status,
+        }
+    }
+
+    async fn wait_ready(&self) {
+        let s = &self.stores;
+        let _ = s.services.wait_until_ready().await;
+        let _ = s.nodes.wait_until_ready().await;
+        match &s.slices {
+            Slices::V1(st) => drop(st.wait_until_ready().await),
+            Slices::V1beta1(st) => drop(st.wait_until_ready().await),
+        }
+        let _ = s.secrets.wait_until_ready().await;
+        let _ = s.pools.wait_until_ready().await;
+        let _ = s.l2.wait_until_ready().await;
+        let _ = s.bgp.wait_until_ready().await;
+        let _ = s.peers.wait_until_ready().await;
+        let _ = s.bfd.wait_until_ready().await;
+        let _ = s.communities.wait_until_ready().await;
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let s = &self.stores;
+        let endpoint_slices = match &s.slices {
+            Slices::V1(st) => snapshot(st),
+            Slices::V1beta1(st) => st
+                .state()
+                .iter()
+                .filter_map(|o| endpoint_slice_from_v1beta1(o))
+                .collect(),
+        };
+        let config = Config {
+            ip_address_pools: snapshot(&s.pools),
+            l2_advertisements: snapshot(&s.l2),
+            bgp_advertisements: snapshot(&s.bgp),
+            bgp_peers: snapshot(&s.peers),
+            bfd_profiles: snapshot(&s.bfd),
+            communities: snapshot(&s.communities),
+            nodes: snapshot(&s.nodes),
+            secrets: snapshot(&s.secrets),
+            endpoint_slices,
+            ..Default::default()
+        };
+        let problems = validate(&config);
+        let valid = valid_subset(&config, &problems);
+        Snapshot {
+            config: valid,
+            services: snapshot(&s.services),
+            problems,
+        }
+    }
+}
+
+impl super::Source for ClusterSource {
+    async fn next(&mut self) -> Option<Snapshot> {
+        if !self.ready {
+            tracing::info!("waiting for the first list of every watched kind");
+            self.wait_ready().await;
+            self.ready = true;
+            tracing::info!("watches are in sync");
+        }
+        if !self.pending {
+            self.notify.notified().await;
+            self.pending = true;
+        }
+        // Debounce a burst of watch events into one round.
+        tokio::time::sleep(POLL / 2).await;
+        self.pending = false;
+        Some(self.snapshot())
+    }
+
+    fn publish(&mut self, docs: Vec<Value>) {
+        self.status.send_replace(docs);
+    }
+}
+
+/// The name of a status object: `<service>-<node>`, shortened with a hash
+/// when longer than a name may be.
+pub fn status_name(service: &str, node: &str) -> String {
+    let name = format!("{service}-{node}");
+    if name.len() <= 253 {
+        return name;
+    }
+    let hash = crate::election::score(&name, std::net::IpAddr::from([0, 0, 0, 0]));
+    format!("{}-{hash:016x}", &name[..200])
+}
+
+/// Writes the status documents as they change; failures are logged and
+/// retried with the next change or after a while.
+async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value>>) {
+    let manager = format!("ferrolb-speaker-{}", opts.node);
+    let mut written: BTreeMap<(String, String, String), Value> = BTreeMap::new();
+    let mut excluded_reported: Option<String> = None;
+    loop {
+        let docs = rx.borrow_and_update().clone();
+        let mut wanted: BTreeSet<(String, String, String)> = BTreeSet::new();
+        let mut ok = true;
+        for doc in &docs {
+            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+            match kind.as_str() {
+                "ServiceL2Status" | "ServiceBGPStatus" => {
+                    let ns = doc["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("default")
+                        .to_string();
+                    let svc = doc["status"]["serviceName"].as_str().unwrap_or_default();
+                    let name = status_name(svc, &opts.node);
+                    let key = (kind.clone(), ns.clone(), name.clone());
+                    wanted.insert(key.clone());
+                    if written.get(&key) == Some(doc) {
+                        continue;
+                    }
+                    match write_service_status(&client, &manager, &ns, &name, doc).await {
+                        Ok(()) => {
+                            written.insert(key, doc.clone());
+                        }
+                        Err(e) => {
+                            ok = false;
+                            tracing::warn!("cannot write {kind} {ns}/{name}: {e}");
+                        }
+                    }
+                }
+                "BGPPeer" => {
+                    let name = doc["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let key = (kind.clone(), opts.namespace.clone(), name.clone());
+                    if written.get(&key) == Some(doc) {
+                        continue;
+                    }
+                    let session = doc["status"]["sessions"][0].clone();
+                    match write_peer_session(&client, &opts, &name, session).await {
+                        Ok(()) => {
+                            written.insert(key, doc.clone());
+                        }
+                        Err(e) => {
+                            ok = false;
+                            tracing::warn!("cannot write BGPPeer {name} status: {e}");
+                        }
+                    }
+                }
+                "SpeakerStatus" => {
+                    let excluded = doc["status"]["excluded"].as_str().map(str::to_string);
+                    if excluded != excluded_reported {
+                        if let Some(reason) = &excluded
+                            && let Err(e) = node_warning(&client, &opts.node, reason).await
+                        {
+                            tracing::warn!("cannot record an Event on Node {}: {e}", opts.node);
+                        }
+                        excluded_reported = excluded;
+                    }
+                    let key = (kind.clone(), opts.namespace.clone(), opts.node.clone());
+                    if written.get(&key) == Some(doc) {
+                        continue;
+                    }
+                    match write_configuration_state(&client, &manager, &opts, doc).await {
+                        Ok(()) => {
+                            written.insert(key, doc.clone());
+                        }
+                        Err(e) => {
+                            ok = false;
+                            tracing::warn!("cannot write this speaker's ConfigurationState: {e}");
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Status objects of Services this node no longer announces.
+        let stale: Vec<(String, String, String)> = written
+            .keys()
+            .filter(|k| {
+                (k.0 == "ServiceL2Status" || k.0 == "ServiceBGPStatus") && !wanted.contains(*k)
+            })
+            .cloned()
+            .collect();
+        for key in stale {
+            let (kind, ns, name) = &key;
+            let ar = status_resource(kind);
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {
+                    written.remove(&key);
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => {
+                    written.remove(&key);
+                }
+                Err(e) => {
+                    ok = false;
+                    tracing::warn!("cannot delete {kind} {ns}/{name}: {e}");
+                }
+            }
+        }
+        let retry = if ok {
+            Duration::from_secs(300)
+        } else {
+            Duration::from_secs(5)
+        };
+        match tokio::time::timeout(retry, rx.changed()).await {
+            Ok(Err(_)) => return,
+            Ok(Ok(())) => {}
+            // Rewrite everything after a while: heals objects edited or
+            // deleted by someone else.
+            Err(_) => written.clear(),
+        }
+    }
+}
+
+fn status_resource(kind: &str) -> ApiResource {
+    let plural = if kind == "ServiceL2Status" {
+        "servicel2statuses"
+    } else {
+        "servicebgpstatuses"
+    };
+    ApiResource {
+        group: "ferrolb.io".into(),
+        version: "v1beta1".into(),
+        api_version: "ferrolb.io/v1beta1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// Applies a status object (owned by its Service) and its status.
+async fn write_service_status(
+    client: &Client,
+    manager: &str,
+    ns: &str,
+    name: &str,
+    doc: &Value,
+) -> Result<(), kube::Error> {
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let ar = status_resource(kind);
+    let svc_name = doc["status"]["serviceName"].as_str().unwrap_or_default();
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let owner = services.get_metadata_opt(svc_name).await?;
+    let mut metadata = json!({
+        "name": name,
+        "namespace": ns,
+        "labels": doc["metadata"]["labels"],
+    });
+    if let Some(uid) = owner.and_then(|o| o.metadata.uid) {
+        metadata["ownerReferences"] = json!([{
+            "apiVersion": "v1",
+            "kind": "Service",
+            "name": svc_name,
+            "uid": uid,
+        }]);
+    }
+    let object = json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": kind,
+        "metadata": metadata,
+        "spec": {},
+    });
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let pp = PatchParams::apply(manager).force();
+    api.patch(name, &pp, &Patch::Apply(&object)).await?;
+    let status = json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": ns},
+        "status": doc["status"],
+    });
+    api.patch_status(name, &pp, &Patch::Apply(&status)).await?;
+    Ok(())
+}
+
+/// Puts this node's session into a BGPPeer's `status.sessions`, keeping the
+/// other nodes' entries (optimistic concurrency: retried on conflict).
+async fn write_peer_session(
+    client: &Client,
+    opts: &Options,
+    peer: &str,
+    session: Value,
+) -> Result<(), kube::Error> {
+    let api: Api<BGPPeer> = Api::namespaced(client.clone(), &opts.namespace);
+    let mut last = None;
+    for _ in 0..3 {
+        let Some(current) = api.get_opt(peer).await? else {
+            return Ok(());
+        };
+        let mut sessions: Vec<Value> = current
+            .status
+            .as_ref()
+            .map(|s| {
+                s.sessions
+                    .iter()
+                    .filter_map(|x| serde_json::to_value(x).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        sessions.retain(|s| s["node"] != opts.node.as_str());
+        sessions.push(session.clone());
+        sessions.sort_by(|a, b| a["node"].as_str().cmp(&b["node"].as_str()));
+        let patch = json!({
+            "metadata": {"resourceVersion": current.metadata.resource_version},
+            "status": {"sessions": sessions},
+        });
+        match api
+            .patch_status(peer, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => last = Some(kube::Error::Api(e)),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("three conflicts"))
+}
+
+/// This speaker's ConfigurationState: configuration problems, and every IP
+/// it does not announce with the reasons.
+async fn write_configuration_state(
+    client: &Client,
+    manager: &str,
+    opts: &Options,
+    doc: &Value,
+) -> Result<(), kube::Error> {
+    let problems: Vec<String> = doc["status"]["problems"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let errors = problems.iter().filter(|p| p.contains("error")).count();
+    let name = format!("speaker-{}", opts.node);
+    let ar = ApiResource {
+        group: "ferrolb.io".into(),
+        version: "v1beta1".into(),
+        api_version: "ferrolb.io/v1beta1".into(),
+        kind: "ConfigurationState".into(),
+        plural: "configurationstates".into(),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &opts.namespace, &ar);
+    let pp = PatchParams::apply(manager).force();
+    let object = json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": "ConfigurationState",
+        "metadata": {"name": name, "namespace": opts.namespace},
+        "spec": {"component": "speaker", "node": opts.node},
+    });
+    api.patch(&name, &pp, &Patch::Apply(&object)).await?;
+    let reported: Vec<Value> = problems
+        .iter()
+        .map(|p| json!({"severity": if p.contains("error") { "Error" } else { "Warning" }, "kind": "", "name": "", "message": p}))
+        .collect();
+    let mut conditions = Vec::new();
+    if let Some(reason) = doc["status"]["excluded"].as_str() {
+        conditions.push(json!({
+            "type": "Announcing",
+            "status": "False",
+            "reason": "NodeNotEligible",
+            "message": reason,
+            "lastTransitionTime": super::status::rfc3339(std::time::SystemTime::now()),
+        }));
+    }
+    let status = json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": "ConfigurationState",
+        "metadata": {"name": name, "namespace": opts.namespace},
+        "status": {
+            "result": if errors > 0 { "Invalid" } else if problems.is_empty() { "Valid" } else { "ValidWithWarnings" },
+            "errorCount": errors,
+            "warningCount": problems.len() - errors,
+            "errorSummary": problems.first(),
+            "problems": reported,
+            "conditions": conditions,
+        },
+    });
+    api.patch_status(&name, &pp, &Patch::Apply(&status)).await?;
+    Ok(())
+}
+
+/// A Warning Event on the Node: it announces nothing, and why.
+async fn node_warning(client: &Client, node: &str, reason: &str) -> Result<(), kube::Error> {
+    use kube::runtime::events::{Event, EventType};
+    let publisher = ferrolb_controller::cluster::write::EventPublisher::new(
+        client.clone(),
+        "ferrolb.io/speaker",
+        node,
+    );
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(node.into()),
+        namespace: Some("default".into()),
+        ..Default::default()
+    };
+    publisher
+        .publish(
+            &Event {
+                type_: EventType::Warning,
+                reason: "NotAnnouncing".into(),
+                note: Some(format!(
+                    "ferrolb-speaker announces nothing from this node: {reason}"
+                )),
+                action: "Announce".into(),
+                secondary: None,
+            },
+            &reference,
+        )
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1beta1_slices_name_their_node_by_hostname_topology() {
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "discovery.k8s.io/v1beta1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "web-abc", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": true}, "topology": {"kubernetes.io/hostname": "node2"}},
+                {"addresses": ["10.0.0.2"], "conditions": {"ready": false}, "nodeName": "node3", "topology": {"kubernetes.io/hostname": "other"}}
+            ]
+        }))
+        .unwrap();
+        let slice = endpoint_slice_from_v1beta1(&obj).unwrap();
+        assert_eq!(slice.endpoints[0].node_name.as_deref(), Some("node2"));
+        assert_eq!(slice.endpoints[1].node_name.as_deref(), Some("node3"));
+        assert_eq!(
+            slice.endpoints[1].conditions.as_ref().unwrap().ready,
+            Some(false)
+        );
+        assert_eq!(
+            slice.metadata.labels.unwrap()["kubernetes.io/service-name"],
+            "web"
+        );
+    }
+
+    #[test]
+    fn status_names_fit() {
+        assert_eq!(status_name("web", "node1"), "web-node1");
+        let long = status_name(&"s".repeat(63), &"n".repeat(253));
+        assert!(long.len() <= 253, "{}", long.len());
+    }
+}
