@@ -85,7 +85,8 @@ pub struct Args {
     /// Never accept connections (connect only).
     #[arg(long, conflicts_with = "passive")]
     pub no_listen: bool,
-    /// BGP identifier; default: `--source` when IPv4.
+    /// BGP identifier; default: `--source` when IPv4, else this host's IPv4
+    /// address towards the peer.
     #[arg(long)]
     pub router_id: Option<Ipv4Addr>,
     /// Local address to connect from and listen on.
@@ -233,6 +234,11 @@ struct Setup {
 }
 
 fn setup(args: &Args) -> Result<Setup, String> {
+    setup_with(args, &crate::peer::local_ipv4_for)
+}
+
+/// [`setup`] with the default router ID's lookup given (for tests).
+fn setup_with(args: &Args, local_v4: &dyn Fn(IpAddr) -> Option<Ipv4Addr>) -> Result<Setup, String> {
     let (peer_ip, scope_id) = parse_peer(&args.peer)?;
     let mut prefixes = args
         .prefixes
@@ -247,10 +253,14 @@ fn setup(args: &Args) -> Result<Setup, String> {
                 .map_err(|err| format!("--prefixes-file {}: {err}", path.display()))?,
         );
     }
+    // As the speaker: --router-id, else the IPv4 --source, else this
+    // host's IPv4 address towards the peer.
     let router_id = match (args.router_id, args.source) {
         (Some(id), _) => id,
         (None, Some(IpAddr::V4(source))) => source,
-        (None, _) => return Err("--router-id is needed unless --source is IPv4".to_owned()),
+        (None, _) => local_v4(peer_ip).ok_or(
+            "--router-id is needed: --source is not IPv4 and this host has no IPv4 address",
+        )?,
     };
     let mut cfg = SessionConfig::new(args.asn, router_id, PeerAs::Fixed(args.peer_asn));
     cfg.hold_time = args.hold_time;
@@ -726,7 +736,17 @@ mod tests {
             "--peer-asn",
             "65001",
         ]);
-        assert!(setup_err(&ibgp.args).contains("--router-id"));
+        assert!(
+            setup_with(&ibgp.args, &|_| None)
+                .err()
+                .unwrap_or_default()
+                .contains("--router-id is needed")
+        );
+        let found = setup_with(&ibgp.args, &|_| Some(Ipv4Addr::new(198, 51, 100, 9))).unwrap();
+        assert_eq!(
+            found.session.config().router_id,
+            Ipv4Addr::new(198, 51, 100, 9)
+        );
     }
 
     #[derive(clap::Parser)]
@@ -832,9 +852,5 @@ mod tests {
             })
             .is_none()
         );
-    }
-
-    fn setup_err(args: &Args) -> String {
-        setup(args).err().unwrap_or_default()
     }
 }

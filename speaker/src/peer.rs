@@ -87,8 +87,69 @@ pub fn password(peer: &BGPPeer, cfg: &Config) -> Result<Option<Vec<u8>>, String>
     ))
 }
 
+/// The IPv4 address this host would use towards `peer`, for a default BGP
+/// identifier: for an IPv4 peer, the source address the kernel's routes
+/// choose for it (a UDP socket is connected, which sends nothing);
+/// otherwise (or when that fails) the first IPv4 address of an interface
+/// that is up and not a loopback.
+pub fn local_ipv4_for(peer: IpAddr) -> Option<Ipv4Addr> {
+    if let IpAddr::V4(v4) = peer {
+        let routed = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+            .and_then(|s| s.connect((v4, 179)).and_then(|()| s.local_addr()))
+            .ok()
+            .and_then(|a| match a.ip() {
+                IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
+                _ => None,
+            });
+        if routed.is_some() {
+            return routed;
+        }
+    }
+    first_interface_ipv4()
+}
+
+fn first_interface_ipv4() -> Option<Ipv4Addr> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that we free below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned.
+        let entry = unsafe { &*cur };
+        cur = entry.ifa_next;
+        let flags = entry.ifa_flags;
+        let up = flags & (libc::IFF_UP as u32) != 0;
+        let loopback = flags & (libc::IFF_LOOPBACK as u32) != 0;
+        if !up || loopback || entry.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points to a sockaddr.
+        if i32::from(unsafe { (*entry.ifa_addr).sa_family }) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: an AF_INET address is a sockaddr_in.
+        let sin = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in) };
+        found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+        break;
+    }
+    // SAFETY: the list from getifaddrs, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found
+}
+
 /// Builds the session, transport and BFD settings of `peer` for this node.
-pub fn setup(peer: &BGPPeer, cfg: &Config, node: Option<&Node>) -> Result<PeerSetup, String> {
+/// The BGP identifier is the peer's `routerID`, else this node's IPv4
+/// InternalIP, else the IPv4 `sourceAddress`, else what `local_v4` finds
+/// for the peer (see [`local_ipv4_for`]).
+pub fn setup(
+    peer: &BGPPeer,
+    cfg: &Config,
+    node: Option<&Node>,
+    local_v4: &dyn Fn(IpAddr) -> Option<Ipv4Addr>,
+) -> Result<PeerSetup, String> {
     let name = peer.metadata.name.as_deref().unwrap_or_default();
     let spec = &peer.spec;
     if spec.interface.is_some() && spec.peer_address.is_none() {
@@ -121,9 +182,10 @@ pub fn setup(peer: &BGPPeer, cfg: &Config, node: Option<&Node>) -> Result<PeerSe
                 Some(IpAddr::V4(v4)) => Some(v4),
                 _ => None,
             })
+            .or_else(|| local_v4(peer_ip))
             .ok_or_else(|| {
                 format!(
-                    "BGPPeer {name}: spec.routerID is needed: the node has no IPv4 InternalIP and spec.sourceAddress is not IPv4"
+                    "BGPPeer {name}: spec.routerID is needed: the node has no IPv4 InternalIP, spec.sourceAddress is not IPv4 and this host has no IPv4 address"
                 )
             })?,
     };
@@ -246,7 +308,7 @@ mod tests {
         let c = cfg(&format!(
             "{NODE}---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: p, namespace: ferrolb-system}}\nspec: {{myASN: 64512, localASN: 4200000000, peerASN: 64513, peerAddress: 198.51.100.1, peerPort: 1179, sourceAddress: 198.51.100.5, holdTime: 9s, keepaliveTime: 3s, connectTime: 5s, ebgpMultiHop: true, vrf: red, enableGracefulRestart: true, disableMP: true, passwordSecret: {{name: pw}}, bfdProfile: fast}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: pw, namespace: ferrolb-system}}\ntype: kubernetes.io/basic-auth\nstringData: {{password: s3cret}}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: fast, namespace: ferrolb-system}}\nspec: {{receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}}\n"
         ));
-        let s = setup(&c.bgp_peers[0], &c, c.nodes.first()).unwrap();
+        let s = setup(&c.bgp_peers[0], &c, c.nodes.first(), &|_| None).unwrap();
         assert_eq!(s.session.local_asn, 4_200_000_000);
         assert_eq!(s.session.peer_as, PeerAs::Fixed(64513));
         assert_eq!(s.session.router_id, Ipv4Addr::new(198, 51, 100, 5));
@@ -276,7 +338,7 @@ mod tests {
         };
         // From the node's IPv4 InternalIP.
         let c = cfg(&format!("{NODE}---\n{}", peer("")));
-        let s = setup(&c.bgp_peers[0], &c, c.nodes.first()).unwrap();
+        let s = setup(&c.bgp_peers[0], &c, c.nodes.first(), &|_| None).unwrap();
         assert_eq!(s.session.router_id, Ipv4Addr::new(198, 51, 100, 5));
         assert_eq!(s.transport.ttl, TtlMode::Default, "iBGP");
         assert_eq!(
@@ -285,16 +347,24 @@ mod tests {
         );
         // An IPv6-only node without routerID.
         let c = cfg(&peer(""));
-        let err = setup(&c.bgp_peers[0], &c, None).unwrap_err();
+        let err = setup(&c.bgp_peers[0], &c, None, &|_| None).unwrap_err();
         assert!(err.contains("BGPPeer p: spec.routerID is needed"), "{err}");
+        // Else the host's own IPv4 address.
+        let found = setup(&c.bgp_peers[0], &c, None, &|_| {
+            Some(Ipv4Addr::new(10, 9, 9, 9))
+        });
+        assert_eq!(found.unwrap().session.router_id, Ipv4Addr::new(10, 9, 9, 9));
         let c = cfg(&peer(", routerID: 10.0.0.1"));
         assert_eq!(
-            setup(&c.bgp_peers[0], &c, None).unwrap().session.router_id,
+            setup(&c.bgp_peers[0], &c, None, &|_| None)
+                .unwrap()
+                .session
+                .router_id,
             Ipv4Addr::new(10, 0, 0, 1)
         );
         // A missing Secret.
         let c = cfg(&peer(", routerID: 10.0.0.1, passwordSecret: {name: nope}"));
-        let err = setup(&c.bgp_peers[0], &c, None).unwrap_err();
+        let err = setup(&c.bgp_peers[0], &c, None, &|_| None).unwrap_err();
         assert!(
             err.contains("spec.passwordSecret: Secret ferrolb-system/nope not found"),
             "{err}"

@@ -216,7 +216,7 @@ impl Bgp {
             else {
                 continue;
             };
-            match peer::setup(p, cfg, node) {
+            match peer::setup(p, cfg, node, &peer::local_ipv4_for) {
                 Ok(setup) => {
                     wanted.insert(name.clone(), setup);
                 }
