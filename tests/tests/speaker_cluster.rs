@@ -32,6 +32,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("gobgpd", "gobgpd"),
     ("gobgp", "gobgpd"),
     ("etcd", "etcd-server"),
+    ("curl", "curl"),
 ];
 const API_ADDR: &str = "198.51.100.3";
 const NODES: [(&str, &str, &str); 3] = [
@@ -538,6 +539,26 @@ fn speakers_in_cluster_mode_announce_and_fail_over() {
         ],
         None,
     );
+
+    // Metrics and health on every speaker.
+    let metrics = wait_until(SETTLE, || {
+        let out = cns.exec(
+            "curl",
+            &["-fsS", "http://198.51.100.12:7472/metrics"],
+            Duration::from_secs(5),
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text.contains("ferrolb_speaker_bgp_session_up{peer=\"router\"} 1")
+            && text.contains("ferrolb_speaker_membership_members 3"))
+        .then_some(text)
+    });
+    assert!(metrics.is_some(), "metrics of node2:\n{}", logs(&speakers));
+    let ready = cns.exec(
+        "curl",
+        &["-fsS", "http://198.51.100.11:7472/readyz"],
+        Duration::from_secs(5),
+    );
+    assert!(ready.status.success(), "readyz");
 
     // kill -9 the owner of web's IP: another node takes over.
     let idx = NODES

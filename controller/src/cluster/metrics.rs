@@ -103,10 +103,19 @@ fn respond(code: StatusCode, body: String, ctype: &str) -> Response<Full<Bytes>>
 }
 
 pub fn handle(path: &str, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
+    handle_with(path, &|| metrics.encode(), health)
+}
+
+/// [`handle`] for any exposition: `encode` renders `/metrics`.
+pub fn handle_with(
+    path: &str,
+    encode: &dyn Fn() -> String,
+    health: &Health,
+) -> Response<Full<Bytes>> {
     match path {
         "/metrics" => respond(
             StatusCode::OK,
-            metrics.encode(),
+            encode(),
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         ),
         "/healthz" => respond(StatusCode::OK, "ok\n".into(), "text/plain"),
@@ -128,6 +137,18 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 ) -> std::io::Result<()> {
+    serve_with(addr, Arc::new(move || metrics.encode()), health).await
+}
+
+/// What renders `/metrics` for [`serve_with`].
+pub type Encoder = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// [`serve`] for any exposition (the speaker's too).
+pub async fn serve_with(
+    addr: SocketAddr,
+    encode: Encoder,
+    health: Arc<Health>,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
     loop {
@@ -138,10 +159,10 @@ pub async fn serve(
                 continue;
             }
         };
-        let (metrics, health) = (metrics.clone(), health.clone());
+        let (encode, health) = (encode.clone(), health.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let resp = handle(req.uri().path(), &metrics, &health);
+                let resp = handle_with(req.uri().path(), &*encode, &health);
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
             let _ = hyper::server::conn::http1::Builder::new()

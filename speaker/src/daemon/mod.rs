@@ -13,6 +13,7 @@
 pub mod bgp;
 pub mod cluster;
 pub mod l2;
+pub mod metrics;
 pub mod standalone;
 pub mod status;
 
@@ -52,6 +53,9 @@ pub struct Args {
     /// Cluster mode: the namespace of FerroLB's objects.
     #[arg(long, default_value = ferrolb_config::DEFAULT_NAMESPACE, value_name = "NS")]
     pub namespace: String,
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:7472", value_name = "ADDR")]
+    pub metrics_addr: std::net::SocketAddr,
     /// UDP port of the speakers' membership, on each Node's InternalIP.
     #[arg(long, default_value_t = 7946, value_name = "PORT")]
     pub memberlist_port: u16,
@@ -256,6 +260,9 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
         desired: Desired::default(),
         logged: BTreeSet::new(),
     };
+    let metrics = std::sync::Arc::new(metrics::Metrics::default());
+    let health = std::sync::Arc::new(ferrolb_controller::cluster::metrics::Health::default());
+    metrics::serve(daemon.args.metrics_addr, metrics.clone(), health.clone());
     let mut publish = tokio::time::interval(POLL);
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut snapshot: Option<Snapshot> = None;
@@ -268,6 +275,8 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
                 if let Some(next) = next {
                     daemon.ensure_membership(&next).await;
                     daemon.round(&next).await;
+                    metrics.rounds.inc();
+                    metrics::set_ready(&health);
                     snapshot = Some(next);
                     dirty = true;
                 }
@@ -275,17 +284,28 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
             _ = publish.tick() => {
                 if dirty && let Some(snap) = &snapshot {
                     source.publish(status::documents(&daemon_status(&daemon, snap)));
+                    let view = daemon.membership.as_ref().map(|m| m.view.borrow().clone());
+                    let bgp_ips = daemon
+                        .desired
+                        .services
+                        .iter()
+                        .flat_map(|s| &s.ips)
+                        .filter(|d| !d.bgp.is_empty())
+                        .count();
+                    metrics.update(&daemon.bgp.states(), daemon.desired.l2.len(), bgp_ips, view.as_ref());
                     dirty = false;
                 }
             }
             _ = membership_changed(&mut daemon.membership) => {
                 if let Some(snap) = &snapshot {
                     daemon.round(snap).await;
-                    dirty = true;
+                    metrics.rounds.inc();
                 }
+                dirty = true;
             }
             ev = daemon.l2.next() => {
                 if let Some(ev) = ev {
+                    metrics.observe_l2(&ev);
                     dirty |= daemon.l2.handle(ev);
                 }
             }
