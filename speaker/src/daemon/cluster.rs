@@ -35,7 +35,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
-use super::{POLL, Snapshot};
+use super::Snapshot;
+
+/// How long a burst of watch events may take before a round.
+const DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// Where the configuration lives, and how to reach the API server.
 #[derive(Debug, Clone)]
@@ -324,7 +327,7 @@ impl super::Source for ClusterSource {
             self.pending = true;
         }
         // Debounce a burst of watch events into one round.
-        tokio::time::sleep(POLL / 2).await;
+        tokio::time::sleep(DEBOUNCE).await;
         self.pending = false;
         Some(self.snapshot())
     }

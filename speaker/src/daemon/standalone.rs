@@ -2,7 +2,9 @@
 //! level give the configuration, Nodes, EndpointSlices and Secrets (the
 //! Services there are the controller's input and are skipped); the assigned
 //! IPs come from `status/services.yaml`, which the controller writes.
-//! Changes are found by comparing each file's size and modification time.
+//! Changes are found by comparing each file's size and modification time,
+//! checked as soon as the file system reports a change (inotify, through
+//! `notify`) and at least every second.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -12,21 +14,39 @@ use ferrolb_config::source::{load_dir_with_services, load_paths, manifest_files}
 use ferrolb_config::validate::{valid_subset, validate};
 use k8s_openapi::api::core::v1::Service;
 
-use super::{POLL, Snapshot};
+use super::Snapshot;
+
+/// How long a burst of file events may take before the directory is read.
+const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(20);
+/// The longest time between two checks, whatever the file system reports.
+const FALLBACK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The directory as the daemon's [`super::Source`].
 pub struct Source {
     dir: PathBuf,
     node: String,
+    events: tokio::sync::mpsc::UnboundedReceiver<()>,
+    _watcher: Option<notify::RecommendedWatcher>,
     last: Option<Vec<(PathBuf, u64, Option<SystemTime>)>>,
     logged: Vec<String>,
 }
 
 impl Source {
     pub fn new(dir: &Path, node: &str) -> Source {
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = watch(dir, tx)
+            .map_err(|e| {
+                tracing::warn!(
+                    "cannot watch {} for changes ({e}); checking it every second",
+                    dir.display()
+                )
+            })
+            .ok();
         Source {
             dir: dir.to_path_buf(),
             node: node.to_string(),
+            events,
+            _watcher: watcher,
             last: None,
             logged: Vec::new(),
         }
@@ -69,9 +89,49 @@ impl Source {
     }
 }
 
+/// Watches the directory and its `status/` folder; pokes `tx` when a
+/// manifest or `status/services.yaml` changes.
+fn watch(
+    dir: &Path,
+    tx: tokio::sync::mpsc::UnboundedSender<()>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let status = dir.join("status");
+    let _ = std::fs::create_dir_all(&status);
+    let top = dir.to_path_buf();
+    let services = status.join("services.yaml");
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        let Ok(ev) = ev else { return };
+        if ev.kind.is_access() {
+            return;
+        }
+        let relevant = ev.paths.iter().any(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            *p == services
+                || (p.parent() == Some(top.as_path())
+                    && !name.starts_with('.')
+                    && (name.ends_with(".yaml") || name.ends_with(".yml")))
+        });
+        if relevant {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    watcher.watch(&status, notify::RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
 impl super::Source for Source {
     async fn next(&mut self) -> Option<Snapshot> {
-        tokio::time::sleep(POLL).await;
+        if self.last.is_some() {
+            tokio::select! {
+                _ = self.events.recv() => {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while self.events.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep(FALLBACK) => {}
+            }
+        }
         self.poll()
     }
 
