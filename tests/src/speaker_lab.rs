@@ -681,3 +681,22 @@ impl<'n> SpeakerLab<'n> {
         }
     }
 }
+
+/// The node that answers for `ip` once the speakers agree: exactly one
+/// status file claims it, the client's ping succeeds and the client's
+/// neighbour entry holds that node's MAC; None when that does not happen
+/// within [`SETTLE`]. (Right after a start the speakers join the
+/// membership one after another, and a status file lags the speaker by
+/// up to its publishing interval, so the first answers may come from a
+/// node that is about to hand the IP over.)
+pub fn settled_owner(lab: &SpeakerLab<'_>, ip: &str) -> Option<&'static str> {
+    let client = &lab.net().client.ns;
+    crate::bgp::wait_until(SETTLE, || {
+        let owners = lab.l2_owners(ip);
+        if owners.len() != 1 || !ping(client, ip) {
+            return None;
+        }
+        let mac = client.neighbour(ip, "eth0")?;
+        (lab.node_with_mac(&mac) == Some(owners[0])).then_some(owners[0])
+    })
+}

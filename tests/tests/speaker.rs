@@ -23,7 +23,7 @@
 use ferrolb_e2e::bgp::wait_until;
 use ferrolb_e2e::speaker_lab::{
     self, GOBGP_TOOLS, NODES, Network, Router, SETTLE, SpeakerLab, assigned, greeting, nodes_yaml,
-    ping, run_controller, wait_moved,
+    run_controller, settled_owner, wait_moved,
 };
 
 const CONFIG: &str = r#"
@@ -130,11 +130,8 @@ fn layer2_failover_on_kill_and_link_cut() {
         .find(|ip| !ip.contains(':'))
         .expect("IPv4")
         .clone();
-    let owner = wait_until(SETTLE, || {
-        let o = lab.l2_owners(&v4);
-        (o.len() == 1).then(|| o[0])
-    })
-    .unwrap_or_else(|| panic!("no single owner for {v4}:\n{}", lab.logs()));
+    let owner = settled_owner(&lab, &v4)
+        .unwrap_or_else(|| panic!("no single owner answering for {v4}:\n{}", lab.logs()));
     let status = lab.status(owner);
     assert!(
         status["membership"]
@@ -143,11 +140,6 @@ fn layer2_failover_on_kill_and_link_cut() {
         "membership not running:\n{status}"
     );
     let client = &net.client.ns;
-    assert!(wait_until(SETTLE, || ping(client, &v4).then_some(())).is_some());
-    assert_eq!(
-        client.neighbour(&v4, "eth0").as_deref(),
-        Some(lab.mac_of(owner))
-    );
 
     // kill -9 the owner's speaker.
     lab.speaker(owner).kill();
@@ -195,23 +187,10 @@ fn layer2_owner_answers_and_hands_over() {
     let web = assigned(lab.dir(), "web");
     let client = &net.client.ns;
     for ip in &web {
-        let owners = wait_until(SETTLE, || {
-            let o = lab.l2_owners(ip);
-            (o.len() == 1).then_some(o)
-        })
-        .unwrap_or_else(|| panic!("no single owner for {ip}:\n{}", lab.logs()));
-        // Both IPs of one Service are elected independently; each gets one.
-        let owner = owners[0];
-        assert!(
-            wait_until(SETTLE, || ping(client, ip).then_some(())).is_some(),
-            "ping {ip}:\n{}",
-            lab.logs()
-        );
-        assert_eq!(
-            client.neighbour(ip, "eth0").as_deref(),
-            Some(lab.mac_of(owner)),
-            "{ip}"
-        );
+        // Both IPs of one Service are elected independently; each gets one
+        // owner, which the client reaches.
+        let owner = settled_owner(&lab, ip)
+            .unwrap_or_else(|| panic!("no single owner answering for {ip}:\n{}", lab.logs()));
         assert_eq!(greeting(client, ip).as_deref(), Ok(owner), "TCP to {ip}");
     }
     // The owner of the IPv4 address goes NotReady.

@@ -23,8 +23,9 @@ const REANNOUNCE: Duration = Duration::from_secs(1);
 pub struct View {
     /// Nodes of the live members, this one included.
     pub live: BTreeSet<String>,
-    /// Whether the speaker has joined (heard from another member, or
-    /// waited [`JOIN_WAIT`] in vain).
+    /// Whether the speaker has joined: every other node it was told of is
+    /// a live member, or it waited [`JOIN_WAIT`] (nodes that do not
+    /// answer are then taken as down).
     pub joined: bool,
     /// Datagrams refused (bad key, malformed).
     pub refused: u64,
@@ -116,6 +117,8 @@ async fn run(
     let mut reannounce = tokio::time::interval(REANNOUNCE);
     reannounce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_refusal_log: Option<Instant> = None;
+    // Once joined, always joined (later departures are failures, not a join).
+    let mut joined = false;
     loop {
         let now = origin.elapsed();
         let sleep = core
@@ -166,10 +169,15 @@ async fn run(
         flush(&socket, &mut core).await;
         let next = View {
             live: core.live().clone(),
-            joined: core.seen_others || origin.elapsed() >= super::io::JOIN_WAIT,
+            joined: joined || {
+                let live = core.live();
+                let all = !peers.is_empty() && peers.keys().all(|p| live.contains(p));
+                all || origin.elapsed() >= JOIN_WAIT
+            },
             refused,
             changes: core.changes,
         };
+        joined = next.joined;
         view.send_if_modified(|v| {
             if v.live != next.live || v.joined != next.joined || v.changes != next.changes {
                 *v = next;
