@@ -551,6 +551,27 @@ fn speakers_in_cluster_mode_announce_and_fail_over() {
         None,
     );
 
+    // The owner records an Event on the Service.
+    let announcing = wait_until(SETTLE, || {
+        let events = cp.json(ans, &["-n", "default", "get", "events"]);
+        events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| {
+                e["involvedObject"]["name"] == "web"
+                    && e["reason"] == "Announcing"
+                    && e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(&format!("announcing from {owner}")))
+            })
+            .cloned()
+    });
+    assert!(
+        announcing.is_some(),
+        "no Announcing Event on web:\n{}",
+        logs(&speakers)
+    );
+
     // Metrics and health on every speaker.
     let metrics = wait_until(SETTLE, || {
         let out = cns.exec(

@@ -354,8 +354,23 @@ async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value
     let manager = format!("ferrolb-speaker-{}", opts.node);
     let mut written: BTreeMap<(String, String, String), Value> = BTreeMap::new();
     let mut excluded_reported: Option<String> = None;
+    let events = ferrolb_controller::cluster::write::EventPublisher::new(
+        client.clone(),
+        "ferrolb.io/speaker",
+        &opts.node,
+    );
+    let mut announced = ServiceEvents::default();
     loop {
         let docs = rx.borrow_and_update().clone();
+        for (service, event) in announced.diff(&docs, &opts.node) {
+            if let Err(e) = events.publish(&event, &service).await {
+                tracing::warn!(
+                    "cannot record an Event on Service {}/{}: {e}",
+                    service.namespace.as_deref().unwrap_or_default(),
+                    service.name.as_deref().unwrap_or_default()
+                );
+            }
+        }
         let mut wanted: BTreeSet<(String, String, String)> = BTreeSet::new();
         let mut ok = true;
         for doc in &docs {
@@ -467,6 +482,214 @@ async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value
             // deleted by someone else.
             Err(_) => written.clear(),
         }
+    }
+}
+
+/// What this node announced, as last reported in Events: per Service
+/// (namespace, name), the layer-2 and BGP announcements; and the conflicts
+/// already reported.
+#[derive(Default)]
+pub struct ServiceEvents {
+    l2: BTreeSet<(String, String)>,
+    bgp: BTreeMap<(String, String), Vec<String>>,
+    conflicts: BTreeSet<(String, String)>,
+}
+
+fn service_ref(ns: &str, name: &str) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Service".into()),
+        namespace: Some(ns.into()),
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+fn kube_event(warning: bool, reason: &str, note: String) -> kube::runtime::events::Event {
+    use kube::runtime::events::{Event, EventType};
+    Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note),
+        action: "Announce".into(),
+        secondary: None,
+    }
+}
+
+impl ServiceEvents {
+    /// The Events that the new status documents call for: announcing,
+    /// withdrawn (with the reasons), and conflicts.
+    pub fn diff(
+        &mut self,
+        docs: &[Value],
+        node: &str,
+    ) -> Vec<(
+        k8s_openapi::api::core::v1::ObjectReference,
+        kube::runtime::events::Event,
+    )> {
+        let key = |d: &Value| {
+            (
+                d["status"]["serviceNamespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                d["status"]["serviceName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        };
+        let speaker = docs
+            .iter()
+            .find(|d| d["kind"] == "SpeakerStatus")
+            .map(|d| d["status"].clone())
+            .unwrap_or(Value::Null);
+        // Reasons per Service `ns/name` for what this node does not announce.
+        let reasons = |ns: &str, name: &str| -> String {
+            let who = format!("{ns}/{name}");
+            let mut all: Vec<String> = speaker["notAnnounced"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["service"] == who.as_str())
+                .flat_map(|e| {
+                    e["reasons"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| r.as_str().map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            all.dedup();
+            if all.is_empty() {
+                "the Service is gone or no longer assigned".into()
+            } else {
+                all.join("; ")
+            }
+        };
+        let mut out = Vec::new();
+        let l2: BTreeMap<(String, String), Vec<String>> = docs
+            .iter()
+            .filter(|d| d["kind"] == "ServiceL2Status")
+            .map(|d| {
+                let ifaces = d["status"]["interfaces"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i["name"].as_str().map(str::to_string))
+                    .collect();
+                (key(d), ifaces)
+            })
+            .collect();
+        for ((ns, name), ifaces) in &l2 {
+            if !self.l2.contains(&(ns.clone(), name.clone())) {
+                let on = if ifaces.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on {}", ifaces.join(", "))
+                };
+                out.push((
+                    service_ref(ns, name),
+                    kube_event(
+                        false,
+                        "Announcing",
+                        format!("announcing from {node}{on} (layer 2)"),
+                    ),
+                ));
+            }
+        }
+        for (ns, name) in &self.l2 {
+            if !l2.contains_key(&(ns.clone(), name.clone())) {
+                out.push((
+                    service_ref(ns, name),
+                    kube_event(
+                        false,
+                        "Withdrawn",
+                        format!(
+                            "{node} no longer announces it on layer 2: {}",
+                            reasons(ns, name)
+                        ),
+                    ),
+                ));
+            }
+        }
+        self.l2 = l2.into_keys().collect();
+        let bgp: BTreeMap<(String, String), Vec<String>> = docs
+            .iter()
+            .filter(|d| d["kind"] == "ServiceBGPStatus")
+            .map(|d| {
+                let peers = d["status"]["peers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect();
+                (key(d), peers)
+            })
+            .collect();
+        for ((ns, name), peers) in &bgp {
+            if self.bgp.get(&(ns.clone(), name.clone())) != Some(peers) {
+                out.push((
+                    service_ref(ns, name),
+                    kube_event(
+                        false,
+                        "Announcing",
+                        format!("announcing from {node} to BGP peers {}", peers.join(", ")),
+                    ),
+                ));
+            }
+        }
+        for (ns, name) in self.bgp.keys() {
+            if !bgp.contains_key(&(ns.clone(), name.clone())) {
+                out.push((
+                    service_ref(ns, name),
+                    kube_event(
+                        false,
+                        "Withdrawn",
+                        format!(
+                            "{node} no longer announces it over BGP: {}",
+                            reasons(ns, name)
+                        ),
+                    ),
+                ));
+            }
+        }
+        self.bgp = bgp;
+        for c in speaker["conflicts"].as_array().into_iter().flatten() {
+            let ip = c["ip"].as_str().unwrap_or_default().to_string();
+            let mac = c["otherMAC"].as_str().unwrap_or_default().to_string();
+            if !self.conflicts.insert((ip.clone(), mac.clone())) {
+                continue;
+            }
+            let holders = speaker["announced"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["ip"] == ip.as_str())
+                .filter_map(|a| a["service"].as_str())
+                .filter_map(|s| s.split_once('/'));
+            for (ns, name) in holders {
+                out.push((
+                    service_ref(ns, name),
+                    kube_event(
+                        true,
+                        "IPConflict",
+                        format!(
+                            "another host ({mac}) claims {ip} on {}'s {} ({}): a duplicate address on the LAN, or kube-proxy in IPVS mode without strictARP",
+                            node,
+                            c["interface"].as_str().unwrap_or("?"),
+                            c["kind"].as_str().unwrap_or("?")
+                        ),
+                    ),
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -696,6 +919,64 @@ mod tests {
         assert_eq!(
             slice.metadata.labels.unwrap()["kubernetes.io/service-name"],
             "web"
+        );
+    }
+
+    #[test]
+    fn events_follow_announcements_withdrawals_and_conflicts() {
+        let mut ev = ServiceEvents::default();
+        let l2 = json!({"kind": "ServiceL2Status", "status": {"serviceNamespace": "default", "serviceName": "web", "interfaces": [{"name": "eth0"}]}});
+        let speaker = |not: Value, conflicts: Value| {
+            json!({"kind": "SpeakerStatus", "status": {
+                "announced": [{"service": "default/web", "ip": "198.51.100.10", "layer2": true}],
+                "notAnnounced": not, "conflicts": conflicts}})
+        };
+        let notes = |v: Vec<(
+            k8s_openapi::api::core::v1::ObjectReference,
+            kube::runtime::events::Event,
+        )>| {
+            v.into_iter()
+                .map(|(r, e)| {
+                    format!(
+                        "{}/{} {} {}",
+                        r.namespace.unwrap(),
+                        r.name.unwrap(),
+                        e.reason,
+                        e.note.unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = notes(ev.diff(&[l2.clone(), speaker(json!([]), json!([]))], "node2"));
+        assert_eq!(
+            first,
+            ["default/web Announcing announcing from node2 on eth0 (layer 2)"]
+        );
+        assert!(
+            ev.diff(&[l2.clone(), speaker(json!([]), json!([]))], "node2")
+                .is_empty()
+        );
+        let conflict = json!([{"ip": "198.51.100.10", "interface": "eth0", "otherMAC": "02:00:00:00:00:99", "kind": "arp_sender"}]);
+        let c = notes(ev.diff(&[l2.clone(), speaker(json!([]), conflict.clone())], "node2"));
+        assert_eq!(c.len(), 1);
+        assert!(
+            c[0].contains("IPConflict another host (02:00:00:00:00:99) claims 198.51.100.10"),
+            "{c:?}"
+        );
+        assert!(
+            ev.diff(&[l2, speaker(json!([]), conflict)], "node2")
+                .is_empty(),
+            "reported once"
+        );
+        let gone = notes(ev.diff(
+            &[speaker(json!([{"service": "default/web", "reasons": ["externalTrafficPolicy is Local and node node2 has no ready endpoint"]}]), json!([]))],
+            "node2",
+        ));
+        assert_eq!(
+            gone,
+            [
+                "default/web Withdrawn node2 no longer announces it on layer 2: externalTrafficPolicy is Local and node node2 has no ready endpoint"
+            ]
         );
     }
 
