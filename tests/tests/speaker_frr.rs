@@ -34,7 +34,7 @@ use ferrolb_e2e::bgp::{sample_for, wait_until};
 use ferrolb_e2e::routers::{BfdTimers, Frr};
 use ferrolb_e2e::speaker_lab::{
     self, CLIENT_MAC, NODES, Network, Router, SETTLE, SpeakerLab, assigned, frr_config, greeting,
-    ping, wait_moved,
+    ping, settled_owner, wait_moved,
 };
 use serde_json::{Value, json};
 
@@ -572,17 +572,11 @@ fn layer2_conflict_names_the_claimants_mac() {
         Router::None,
     );
     let ip = single_v4(&lab, "web");
-    let owner = wait_until(SETTLE, || {
-        let o = lab.l2_owners(&ip);
-        (o.len() == 1).then(|| o[0])
-    })
-    .unwrap_or_else(|| panic!("no single owner for {ip}:\n{}", lab.logs()));
+    // The owner the speakers agree on (status and the client's neighbour
+    // entry), not a first one about to hand the IP over.
+    let owner = settled_owner(&lab, &ip)
+        .unwrap_or_else(|| panic!("no single owner answering for {ip}:\n{}", lab.logs()));
     let client = &net.client.ns;
-    assert!(
-        wait_until(SETTLE, || ping(client, &ip).then_some(())).is_some(),
-        "ping {ip}:\n{}",
-        lab.logs()
-    );
 
     // Gratuitous ARP requests from the client's MAC: sender IP = target
     // IP = the Service IP (Habets' arping: `-U` broadcasts, `-S` sets the
