@@ -118,32 +118,55 @@ where
         + Sync
         + 'static,
 {
+    reflect_with(api, notify, |_| {})
+}
+
+/// [`reflect`], with `strip` applied to each object before it is stored
+/// (to keep only what the caller reads).
+pub fn reflect_with<K>(api: Api<K>, notify: Arc<Notify>, strip: fn(&mut K)) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let (reader, writer) = reflector::store();
     let kind = K::kind(&()).to_string();
     let stream = reflector::reflector(
         writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(strip),
     );
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            match stream.try_next().await {
-                // A change, a deletion (a deleted pool moves its Services), or
-                // the end of a re-list (the store is replaced then; objects
-                // deleted while disconnected are gone). Not every listed object.
-                Ok(Some(
-                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
-                )) => notify.notify_one(),
-                Ok(Some(watcher::Event::Init | watcher::Event::InitApply(_))) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    // The watcher re-lists with backoff; nothing is lost.
-                    tracing::warn!(kind, error = %e, "watch error");
-                }
+    tokio::spawn(follow(stream, notify, kind));
+    reader
+}
+
+/// Drives a reflector's stream; every change pokes `notify`.
+pub async fn follow<S, T>(stream: S, notify: Arc<Notify>, kind: String)
+where
+    S: futures::Stream<Item = Result<watcher::Event<T>, watcher::Error>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        match stream.try_next().await {
+            // A change, a deletion (a deleted pool moves its Services), or
+            // the end of a re-list (the store is replaced then; objects
+            // deleted while disconnected are gone). Not every listed object.
+            Ok(Some(
+                watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
+            )) => notify.notify_one(),
+            Ok(Some(watcher::Event::Init | watcher::Event::InitApply(_))) => {}
+            Ok(None) => break,
+            Err(e) => {
+                // The watcher re-lists with backoff; nothing is lost.
+                tracing::warn!(kind, error = %e, "watch error");
             }
         }
-    });
-    reader
+    }
 }
 
 fn snapshot<K>(store: &Store<K>) -> Vec<K>

@@ -24,16 +24,16 @@ use ferrolb_config::crd::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
 use ferrolb_config::validate::{valid_subset, validate};
-use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
+
+use ferrolb_controller::cluster::{follow, reflect_with};
 
 use super::Snapshot;
 
@@ -50,60 +50,9 @@ pub struct Options {
 
 /// A client from `--kubeconfig`, or the in-cluster / default configuration.
 pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
-    };
-    Client::try_from(config).map_err(|e| format!("cannot configure the Kubernetes client: {e}"))
-}
-
-/// Starts a reflector over `stream`'s objects; every change pokes `notify`.
-fn reflect<K>(api: Api<K>, notify: Arc<Notify>, strip: fn(&mut K)) -> Store<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let kind = K::kind(&()).to_string();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default())
-            .default_backoff()
-            .modify(strip),
-    );
-    tokio::spawn(follow(stream, notify, kind));
-    reader
-}
-
-async fn follow<S, T>(stream: S, notify: Arc<Notify>, kind: String)
-where
-    S: futures::Stream<Item = Result<watcher::Event<T>, watcher::Error>>,
-{
-    let mut stream = std::pin::pin!(stream);
-    loop {
-        match stream.try_next().await {
-            Ok(Some(
-                watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone,
-            )) => notify.notify_one(),
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            // The watcher re-lists with backoff; the store keeps its state.
-            Err(e) => tracing::warn!(kind, error = %e, "watch error (retrying)"),
-        }
-    }
+    ferrolb_controller::cluster::client(kubeconfig)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn keep<K>(_: &mut K) {}
@@ -192,7 +141,7 @@ impl ClusterSource {
             .await
             .is_ok();
         let slices = if v1_served {
-            Slices::V1(reflect(
+            Slices::V1(reflect_with(
                 Api::all(client.clone()),
                 notify.clone(),
                 strip_meta,
@@ -219,36 +168,36 @@ impl ClusterSource {
             Slices::V1beta1(reader)
         };
         let stores = Stores {
-            services: reflect(Api::all(client.clone()), notify.clone(), strip_service),
-            nodes: reflect(Api::all(client.clone()), notify.clone(), strip_meta),
+            services: reflect_with(Api::all(client.clone()), notify.clone(), strip_service),
+            nodes: reflect_with(Api::all(client.clone()), notify.clone(), strip_meta),
             slices,
-            secrets: reflect(Api::namespaced(client.clone(), ns), notify.clone(), keep),
-            pools: reflect(
+            secrets: reflect_with(Api::namespaced(client.clone(), ns), notify.clone(), keep),
+            pools: reflect_with(
                 Api::namespaced(client.clone(), ns),
                 notify.clone(),
                 strip_meta,
             ),
-            l2: reflect(
+            l2: reflect_with(
                 Api::namespaced(client.clone(), ns),
                 notify.clone(),
                 strip_meta,
             ),
-            bgp: reflect(
+            bgp: reflect_with(
                 Api::namespaced(client.clone(), ns),
                 notify.clone(),
                 strip_meta,
             ),
-            peers: reflect(
+            peers: reflect_with(
                 Api::namespaced(client.clone(), ns),
                 notify.clone(),
                 strip_meta,
             ),
-            bfd: reflect(
+            bfd: reflect_with(
                 Api::namespaced(client.clone(), ns),
                 notify.clone(),
                 strip_meta,
             ),
-            communities: reflect(
+            communities: reflect_with(
                 Api::namespaced(client.clone(), ns),
                 notify.clone(),
                 strip_meta,

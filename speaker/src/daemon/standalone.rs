@@ -27,6 +27,11 @@ pub struct Source {
     node: String,
     events: tokio::sync::mpsc::UnboundedReceiver<()>,
     _watcher: Option<notify::RecommendedWatcher>,
+    /// A change was reported and not read yet (kept across a cancelled
+    /// [`super::Source::next`]).
+    pending: bool,
+    /// When the next check is due whatever the file system reports.
+    next_check: Option<tokio::time::Instant>,
     last: Option<Vec<(PathBuf, u64, Option<SystemTime>)>>,
     logged: Vec<String>,
 }
@@ -47,6 +52,8 @@ impl Source {
             node: node.to_string(),
             events,
             _watcher: watcher,
+            pending: false,
+            next_check: None,
             last: None,
             logged: Vec::new(),
         }
@@ -124,14 +131,22 @@ fn watch(
 impl super::Source for Source {
     async fn next(&mut self) -> Option<Snapshot> {
         if self.last.is_some() {
-            tokio::select! {
-                _ = self.events.recv() => {
-                    tokio::time::sleep(DEBOUNCE).await;
-                    while self.events.try_recv().is_ok() {}
+            let deadline = *self
+                .next_check
+                .get_or_insert_with(|| tokio::time::Instant::now() + FALLBACK);
+            if !self.pending {
+                tokio::select! {
+                    _ = self.events.recv() => self.pending = true,
+                    _ = tokio::time::sleep_until(deadline) => {}
                 }
-                _ = tokio::time::sleep(FALLBACK) => {}
+            }
+            if self.pending {
+                tokio::time::sleep(DEBOUNCE).await;
+                while self.events.try_recv().is_ok() {}
+                self.pending = false;
             }
         }
+        self.next_check = None;
         self.poll()
     }
 

@@ -280,32 +280,50 @@ fn selects_pool(
                 .any(|s| selector::matches(s, &labels_of(&pool.metadata))))
 }
 
-fn l2_selects(
-    adv: &L2Advertisement,
-    pool: &IPAddressPool,
-    svc_labels: &BTreeMap<String, String>,
-) -> bool {
-    let ns = adv.metadata.namespace.as_deref().unwrap_or_default();
-    selects_pool(
-        &adv.spec.ip_address_pools,
-        &adv.spec.ip_address_pool_selectors,
-        ns,
-        pool,
-    ) && selector::matches_any(&adv.spec.service_selectors, svc_labels)
+/// The selection fields L2Advertisement and BGPAdvertisement share.
+trait Selects {
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    fn pools(&self) -> (&[String], &[LabelSelector]);
+    fn service_selectors(&self) -> &[LabelSelector];
+
+    /// Whether the advertisement applies to `pool` and to a Service with
+    /// these labels.
+    fn selects(&self, pool: &IPAddressPool, svc_labels: &BTreeMap<String, String>) -> bool {
+        let ns = self.meta().namespace.as_deref().unwrap_or_default();
+        let (names, selectors) = self.pools();
+        selects_pool(names, selectors, ns, pool)
+            && selector::matches_any(self.service_selectors(), svc_labels)
+    }
 }
 
-fn bgp_selects(
-    adv: &BGPAdvertisement,
-    pool: &IPAddressPool,
-    svc_labels: &BTreeMap<String, String>,
-) -> bool {
-    let ns = adv.metadata.namespace.as_deref().unwrap_or_default();
-    selects_pool(
-        &adv.spec.ip_address_pools,
-        &adv.spec.ip_address_pool_selectors,
-        ns,
-        pool,
-    ) && selector::matches_any(&adv.spec.service_selectors, svc_labels)
+impl Selects for L2Advertisement {
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        &self.metadata
+    }
+    fn pools(&self) -> (&[String], &[LabelSelector]) {
+        (
+            &self.spec.ip_address_pools,
+            &self.spec.ip_address_pool_selectors,
+        )
+    }
+    fn service_selectors(&self) -> &[LabelSelector] {
+        &self.spec.service_selectors
+    }
+}
+
+impl Selects for BGPAdvertisement {
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        &self.metadata
+    }
+    fn pools(&self) -> (&[String], &[LabelSelector]) {
+        (
+            &self.spec.ip_address_pools,
+            &self.spec.ip_address_pool_selectors,
+        )
+    }
+    fn service_selectors(&self) -> &[LabelSelector] {
+        &self.spec.service_selectors
+    }
 }
 
 /// Sum of the weights of an advertisement's preferred selectors a node matches.
@@ -547,12 +565,12 @@ fn decide_ip(
     let l2_advs: Vec<&L2Advertisement> = cfg
         .l2_advertisements
         .iter()
-        .filter(|a| l2_selects(a, pool.pool, svc_labels))
+        .filter(|a| a.selects(pool.pool, svc_labels))
         .collect();
     let bgp_advs: Vec<&BGPAdvertisement> = cfg
         .bgp_advertisements
         .iter()
-        .filter(|a| bgp_selects(a, pool.pool, svc_labels))
+        .filter(|a| a.selects(pool.pool, svc_labels))
         .collect();
     if l2_advs.is_empty() && bgp_advs.is_empty() {
         d.reasons.push(format!(
