@@ -16,4 +16,5 @@ pub mod allocator;
 pub mod cli;
 pub mod cluster;
 pub mod leader;
+pub mod memory;
 pub mod standalone;

@@ -45,6 +45,8 @@ fn main() -> ExitCode {
             bgp_probe::run(args)
         }
         None => {
+            // Before any thread exists (see the function's docs).
+            ferrolb_controller::memory::tune_malloc();
             init_daemon_logging();
             daemon::run(cli.run)
         }

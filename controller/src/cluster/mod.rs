@@ -310,23 +310,6 @@ pub fn round(
     alloc.reconcile_each(snap, each);
 }
 
-/// Hands memory freed by a round back to the system (glibc keeps free pages
-/// inside its heap otherwise: a round's transient tables, outcomes and the
-/// old copies of re-listed Services leave holes between long-lived objects).
-/// A few milliseconds for a heap of 100 MB.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            fn malloc_trim(pad: usize) -> i32;
-        }
-        // SAFETY: malloc_trim only returns free memory to the system.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
-}
-
 /// Counts allocations and failures for the metrics.
 fn count_events(metrics: &Metrics, events: &[crate::allocator::Event]) {
     for e in events {
@@ -556,6 +539,6 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());
         drop((config, valid, problems));
-        release_free_memory();
+        crate::memory::release_free_memory();
     }
 }

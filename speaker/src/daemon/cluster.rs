@@ -57,18 +57,6 @@ pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
 
 fn keep<K>(_: &mut K) {}
 
-/// Services are many: keep only what the decision reads.
-fn strip_service(svc: &mut Service) {
-    let meta = &mut svc.metadata;
-    meta.managed_fields = None;
-    meta.annotations = None;
-    if let Some(spec) = &mut svc.spec {
-        spec.ports = None;
-        spec.selector = None;
-        spec.cluster_ips = None;
-    }
-}
-
 fn strip_meta<K: Resource>(obj: &mut K) {
     obj.meta_mut().managed_fields = None;
 }
@@ -168,7 +156,11 @@ impl ClusterSource {
             Slices::V1beta1(reader)
         };
         let stores = Stores {
-            services: reflect_with(Api::all(client.clone()), notify.clone(), strip_service),
+            services: reflect_with(
+                Api::all(client.clone()),
+                notify.clone(),
+                super::strip_service,
+            ),
             nodes: reflect_with(Api::all(client.clone()), notify.clone(), strip_meta),
             slices,
             secrets: reflect_with(Api::namespaced(client.clone(), ns), notify.clone(), keep),
@@ -257,7 +249,12 @@ impl ClusterSource {
         let valid = valid_subset(&config, &problems);
         Snapshot {
             config: valid,
-            services: snapshot(&s.services),
+            services: s
+                .services
+                .state()
+                .iter()
+                .filter_map(|svc| crate::desired::LbService::from_service(svc))
+                .collect(),
             problems,
         }
     }

@@ -113,10 +113,26 @@ pub struct Snapshot {
     /// The valid part of the configuration, with Nodes, EndpointSlices and
     /// Secrets.
     pub config: ferrolb_config::Config,
-    /// The Services with their assigned IPs.
-    pub services: Vec<k8s_openapi::api::core::v1::Service>,
+    /// The LoadBalancer Services with their assigned IPs.
+    pub services: Vec<crate::desired::LbService>,
     /// Every problem found (configuration and reading), for status and logs.
     pub problems: Vec<ferrolb_config::Problem>,
+}
+
+/// Keeps of a Service only what the decision and the status read (its
+/// name, namespace, labels, uid, type, class, traffic policy, families
+/// and status): Services are many.
+pub fn strip_service(svc: &mut k8s_openapi::api::core::v1::Service) {
+    let meta = &mut svc.metadata;
+    meta.managed_fields = None;
+    meta.annotations = None;
+    if let Some(spec) = &mut svc.spec {
+        spec.ports = None;
+        spec.selector = None;
+        spec.cluster_ips = None;
+        spec.cluster_ip = None;
+        spec.session_affinity_config = None;
+    }
 }
 
 /// What the daemon keeps between rounds.
@@ -284,6 +300,8 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
             _ = publish.tick() => {
                 if dirty && let Some(snap) = &snapshot {
                     source.publish(status::documents(&daemon_status(&daemon, snap)));
+                    // The round's and the documents' tables are freed.
+                    ferrolb_controller::memory::release_free_memory();
                     let view = daemon.membership.as_ref().map(|m| m.view.borrow().clone());
                     let bgp_ips = daemon
                         .desired

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use ferrolb_config::Problem;
-use ferrolb_config::source::{load_dir_with_services, load_paths, manifest_files};
+use ferrolb_config::source::{load_dir_with_services, load_paths_with_services, manifest_files};
+
+use crate::desired::LbService;
 use ferrolb_config::validate::{valid_subset, validate};
 use k8s_openapi::api::core::v1::Service;
 
@@ -178,9 +180,14 @@ pub fn read(dir: &Path, services_file: &Path) -> Snapshot {
         )),
     }
     if services_file.exists() {
-        match load_paths(&[services_file.to_path_buf()]) {
+        // One document at a time: only the compact view of each Service is kept.
+        let mut services = Vec::new();
+        let mut keep = |svc: Service, _pos, _problems: &mut Vec<Problem>| {
+            services.extend(LbService::from_service(&svc));
+        };
+        match load_paths_with_services(&[services_file.to_path_buf()], &mut keep) {
             Ok(loaded) => {
-                snap.services = loaded.config.services;
+                snap.services = services;
                 snap.problems.extend(loaded.problems);
             }
             Err(e) => snap.problems.push(Problem::in_source(

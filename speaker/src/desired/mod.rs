@@ -77,6 +77,49 @@ impl fmt::Display for ServiceKey {
     }
 }
 
+/// What the decision reads of a LoadBalancer Service (Services are many:
+/// the daemon keeps this, not the objects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbService {
+    pub key: ServiceKey,
+    pub labels: BTreeMap<String, String>,
+    /// `spec.loadBalancerClass`.
+    pub class: Option<String>,
+    /// `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+    /// `spec.externalTrafficPolicy: Local`.
+    pub local: bool,
+    /// The IPs of `status.loadBalancer.ingress`, without repeats.
+    pub ips: Vec<IpAddr>,
+    /// Ingress entries that are not IPs (hostnames, garbage), as written.
+    pub not_ips: Vec<String>,
+}
+
+impl LbService {
+    /// The Service's view when it is of type LoadBalancer, else None.
+    pub fn from_service(svc: &Service) -> Option<LbService> {
+        let spec = svc.spec.as_ref()?;
+        if spec.type_.as_deref() != Some("LoadBalancer") {
+            return None;
+        }
+        let (ips, not_ips) = ingress_ips(svc);
+        Some(LbService {
+            key: ServiceKey::of(svc),
+            labels: labels_of(&svc.metadata),
+            class: spec.load_balancer_class.clone(),
+            deleting: svc.metadata.deletion_timestamp.is_some(),
+            local: spec.external_traffic_policy.as_deref() == Some("Local"),
+            ips,
+            not_ips,
+        })
+    }
+
+    /// Whether this speaker serves it: of our class, not being deleted.
+    pub fn served(&self, lb_class: Option<&str>) -> bool {
+        self.class.as_deref() == lb_class && !self.deleting
+    }
+}
+
 /// Everything [`decide`] looks at.
 #[derive(Clone, Copy)]
 pub struct Inputs<'a> {
@@ -84,7 +127,7 @@ pub struct Inputs<'a> {
     /// communities, Nodes and EndpointSlices.
     pub config: &'a Config,
     /// Services with their assigned IPs in `status.loadBalancer.ingress`.
-    pub services: &'a [Service],
+    pub services: &'a [LbService],
     /// Live members of the speakers' membership; None when membership does
     /// not run (then Node readiness alone decides liveness).
     pub members: Option<&'a BTreeSet<String>>,
@@ -200,15 +243,6 @@ pub fn node_ineligibility(node: &Node) -> Option<String> {
         )),
         _ => None,
     }
-}
-
-/// Whether this speaker serves the Service: a LoadBalancer of our class,
-/// not being deleted.
-pub fn serves(svc: &Service, lb_class: Option<&str>) -> bool {
-    let Some(spec) = &svc.spec else { return false };
-    spec.type_.as_deref() == Some("LoadBalancer")
-        && spec.load_balancer_class.as_deref() == lb_class
-        && svc.metadata.deletion_timestamp.is_none()
 }
 
 /// The IPs in a Service's `status.loadBalancer.ingress`, and the entries
@@ -470,22 +504,19 @@ pub fn decide(inputs: Inputs<'_>) -> Desired {
         .collect();
 
     let excluded = desired.node_excluded.clone();
-    let mut services: Vec<&Service> = inputs
+    let mut services: Vec<&LbService> = inputs
         .services
         .iter()
-        .filter(|s| serves(s, inputs.lb_class))
+        .filter(|s| s.served(inputs.lb_class))
         .collect();
-    services.sort_by_key(|s| ServiceKey::of(s));
+    services.sort_by(|a, b| a.key.cmp(&b.key));
     for svc in services {
-        let key = ServiceKey::of(svc);
-        let svc_labels = labels_of(&svc.metadata);
-        let local = svc
-            .spec
-            .as_ref()
-            .and_then(|s| s.external_traffic_policy.as_deref())
-            == Some("Local");
-        let endpoint_nodes = local.then(|| endpoint_nodes(&cfg.endpoint_slices, &key));
-        let (ips, bad) = ingress_ips(svc);
+        let key = svc.key.clone();
+        let svc_labels = &svc.labels;
+        let endpoint_nodes = svc
+            .local
+            .then(|| endpoint_nodes(&cfg.endpoint_slices, &key));
+        let (ips, bad) = (svc.ips.iter().copied(), svc.not_ips.iter().cloned());
         let mut decision = ServiceDecision {
             key: key.clone(),
             ips: Vec::new(),
@@ -506,7 +537,7 @@ pub fn decide(inputs: Inputs<'_>) -> Desired {
                 &my_labels,
                 excluded.as_deref(),
                 &key,
-                &svc_labels,
+                svc_labels,
                 endpoint_nodes.as_ref(),
                 ip,
                 &mut desired,

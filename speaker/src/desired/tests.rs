@@ -51,18 +51,19 @@ fn config_with_nodes(nodes: &str, extra: &str) -> Config {
     cfg
 }
 
-fn service(name: &str, ips: &[&str], extra_spec: &str) -> Service {
+fn service(name: &str, ips: &[&str], extra_spec: &str) -> LbService {
     let ingress: Vec<String> = ips.iter().map(|ip| format!("{{ip: \"{ip}\"}}")).collect();
     let text = format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default, labels: {{app: {name}}}}}\nspec: {{type: LoadBalancer{extra_spec}}}\nstatus: {{loadBalancer: {{ingress: [{}]}}}}\n",
         ingress.join(", ")
     );
-    serde_saphyr::from_str(&text).unwrap()
+    let svc: Service = serde_saphyr::from_str(&text).unwrap();
+    LbService::from_service(&svc).unwrap()
 }
 
 fn decide_on(
     cfg: &Config,
-    services: &[Service],
+    services: &[LbService],
     node: &str,
     members: Option<&BTreeSet<String>>,
 ) -> Desired {
@@ -82,7 +83,7 @@ fn ip(s: &str) -> IpAddr {
 const L2_ALL: &str = "apiVersion: ferrolb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all, namespace: ferrolb-system}\nspec: {}\n";
 
 /// The node every speaker elects for `addr`.
-fn owners(cfg: &Config, services: &[Service], addr: &str) -> Vec<String> {
+fn owners(cfg: &Config, services: &[LbService], addr: &str) -> Vec<String> {
     ["node1", "node2", "node3"]
         .iter()
         .filter(|n| decide_on(cfg, services, n, None).l2.contains_key(&ip(addr)))
@@ -191,7 +192,7 @@ fn excluded_and_not_ready_nodes_are_not_eligible() {
         "{L2_ALL}---\napiVersion: v1\nkind: Node\nmetadata: {{name: node1, labels: {{node.kubernetes.io/exclude-from-external-load-balancers: \"\"}}}}\n---\napiVersion: v1\nkind: Node\nmetadata: {{name: node2}}\nstatus: {{conditions: [{{type: Ready, status: \"False\"}}]}}\n---\napiVersion: v1\nkind: Node\nmetadata: {{name: node3}}\nstatus: {{conditions: [{{type: Ready, status: \"True\"}}]}}\n"
     );
     let cfg = config_with_nodes(&extra, "");
-    let svcs: Vec<Service> = (1..=20)
+    let svcs: Vec<LbService> = (1..=20)
         .map(|i| service(&format!("s{i}"), &[&format!("198.51.100.{i}")], ""))
         .collect();
     let d1 = decide_on(&cfg, &svcs, "node1", None);
@@ -309,7 +310,7 @@ fn preferred_node_selectors_steer_the_owner() {
     let cfg = config(
         "apiVersion: ferrolb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: pref, namespace: ferrolb-system}\nspec:\n  preferredNodeSelectors:\n  - {weight: 50, preference: {matchLabels: {zone: a}}}\n",
     );
-    let svcs: Vec<Service> = (1..=10)
+    let svcs: Vec<LbService> = (1..=10)
         .map(|i| service(&format!("s{i}"), &[&format!("198.51.100.{i}")], ""))
         .collect();
     for i in 1..=10 {
