@@ -89,6 +89,9 @@ pub struct FrrNeighbor {
     pub timers: Option<(u16, u16)>,
     /// `timers connect SECONDS` (FRR's own reconnect interval).
     pub connect_retry: Option<u16>,
+    /// `ttl-security hops HOPS` (GTSM, RFC 5082: FRR sends with TTL 255
+    /// and accepts only TTL >= 256 - HOPS from this neighbour).
+    pub ttl_security: Option<u8>,
 }
 
 impl FrrNeighbor {
@@ -105,6 +108,7 @@ impl FrrNeighbor {
             ipv6: true,
             timers: None,
             connect_retry: Some(2),
+            ttl_security: None,
         }
     }
 }
@@ -170,6 +174,9 @@ impl FrrConfig {
             }
             if let Some(connect) = n.connect_retry {
                 let _ = writeln!(c, " neighbor {a} timers connect {connect}");
+            }
+            if let Some(hops) = n.ttl_security {
+                let _ = writeln!(c, " neighbor {a} ttl-security hops {hops}");
             }
         }
         for family in ["ipv4", "ipv6"] {
@@ -1258,6 +1265,19 @@ Table master6:
             "{bfd}"
         );
         assert!(!bfd.contains("flb1"), "{bfd}");
+    }
+
+    #[test]
+    fn frr_config_emits_ttl_security_only_when_asked() {
+        let mut gtsm = FrrNeighbor::new("203.0.113.2", 65002);
+        gtsm.ttl_security = Some(2);
+        let plain = FrrNeighbor::new("198.51.100.2", 65002);
+        let text = FrrConfig::new(65001, "198.51.100.1", vec![gtsm, plain]).bgpd_conf();
+        assert!(
+            text.contains(" neighbor 203.0.113.2 ttl-security hops 2\n"),
+            "{text}"
+        );
+        assert!(!text.contains("198.51.100.2 ttl-security"), "{text}");
     }
 
     #[test]
