@@ -67,6 +67,11 @@ kind: BGPPeer
 metadata: {name: router, namespace: ferrolb-system}
 spec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.1, holdTime: 9s}
 ---
+apiVersion: ferrolb.io/v1beta2
+kind: BGPPeer
+metadata: {name: nowhere, namespace: ferrolb-system}
+spec: {myASN: 64512, peerASN: 64514, peerAddress: 198.51.100.250, connectTime: 5s}
+---
 apiVersion: ferrolb.io/v1beta1
 kind: BGPAdvertisement
 metadata: {name: routed, namespace: ferrolb-system}
@@ -572,6 +577,23 @@ fn speakers_in_cluster_mode_announce_and_fail_over() {
         logs(&speakers)
     );
 
+    // A peer nobody answers for: a Warning Event on the BGPPeer per node.
+    let problem = wait_until(SETTLE, || {
+        let events = cp.json(ans, &["-n", "ferrolb-system", "get", "events"]);
+        events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| {
+                e["involvedObject"]["name"] == "nowhere" && e["reason"] == "BGPSessionProblem"
+            })
+            .cloned()
+    });
+    assert!(
+        problem.is_some(),
+        "no BGPSessionProblem Event on BGPPeer nowhere:\n{}",
+        logs(&speakers)
+    );
+
     // Metrics and health on every speaker.
     let metrics = wait_until(SETTLE, || {
         let out = cns.exec(
@@ -607,12 +629,13 @@ fn speakers_in_cluster_mode_announce_and_fail_over() {
         tcp_fetch(cns, addr, Duration::from_secs(3)).as_deref(),
         Ok(new_owner)
     );
+    // The new owner's ServiceL2Status replaces the dead speaker's.
     assert!(
-        wait_until(SETTLE, || l2_status_nodes(&cp, ans, "web")
-            .contains(&new_owner.to_string())
+        wait_until(SETTLE, || (l2_status_nodes(&cp, ans, "web") == [new_owner])
             .then_some(()))
         .is_some(),
-        "the new owner wrote no ServiceL2Status:\n{}",
+        "ServiceL2Status of web: {:?}, expected only {new_owner}:\n{}",
+        l2_status_nodes(&cp, ans, "web"),
         logs(&speakers)
     );
     for s in &mut speakers {

@@ -306,6 +306,8 @@ async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value
         &opts.node,
     );
     let mut announced = ServiceEvents::default();
+    // The last error reported per peer, so that each is one Event.
+    let mut peer_errors: BTreeMap<String, Option<String>> = BTreeMap::new();
     loop {
         let docs = rx.borrow_and_update().clone();
         for (service, event) in announced.diff(&docs, &opts.node) {
@@ -336,6 +338,16 @@ async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value
                     }
                     match write_service_status(&client, &manager, &ns, &name, doc).await {
                         Ok(()) => {
+                            // One node answers for a Service's layer-2 IPs:
+                            // the others' objects (a speaker that died
+                            // leaves its own) are stale.
+                            if kind == "ServiceL2Status"
+                                && !written.contains_key(&key)
+                                && let Err(e) =
+                                    delete_other_l2_statuses(&client, &ns, doc, &opts.node).await
+                            {
+                                tracing::warn!("cannot remove stale ServiceL2Status in {ns}: {e}");
+                            }
                             written.insert(key, doc.clone());
                         }
                         Err(e) => {
@@ -354,6 +366,15 @@ async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value
                         continue;
                     }
                     let session = doc["status"]["sessions"][0].clone();
+                    let message = session["message"].as_str().map(str::to_string);
+                    if message != peer_errors.get(&name).cloned().flatten() {
+                        if let Some(text) = &message
+                            && let Err(e) = peer_warning(&events, &opts, &name, text).await
+                        {
+                            tracing::warn!("cannot record an Event on BGPPeer {name}: {e}");
+                        }
+                        peer_errors.insert(name.clone(), message);
+                    }
                     match write_peer_session(&client, &opts, &name, session).await {
                         Ok(()) => {
                             written.insert(key, doc.clone());
@@ -697,6 +718,59 @@ async fn write_service_status(
     });
     api.patch_status(name, &pp, &Patch::Apply(&status)).await?;
     Ok(())
+}
+
+/// Deletes the ServiceL2Status objects of `doc`'s Service that name another
+/// node.
+async fn delete_other_l2_statuses(
+    client: &Client,
+    ns: &str,
+    doc: &Value,
+    node: &str,
+) -> Result<(), kube::Error> {
+    let service = doc["status"]["serviceName"].as_str().unwrap_or_default();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &status_resource("ServiceL2Status"));
+    let list = api
+        .list(&ListParams::default().labels(&format!("ferrolb.io/service-name={service}")))
+        .await?;
+    for obj in list.items {
+        let owner = obj.data["status"]["node"].as_str().unwrap_or_default();
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        if owner != node && !name.is_empty() {
+            tracing::info!(
+                "removing ServiceL2Status {ns}/{name}: {owner} no longer answers for {ns}/{service}"
+            );
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Warning Event on a BGPPeer: this node's session to it failed.
+async fn peer_warning(
+    events: &ferrolb_controller::cluster::write::EventPublisher,
+    opts: &Options,
+    peer: &str,
+    message: &str,
+) -> Result<(), kube::Error> {
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("ferrolb.io/v1beta2".into()),
+        kind: Some("BGPPeer".into()),
+        namespace: Some(opts.namespace.clone()),
+        name: Some(peer.into()),
+        ..Default::default()
+    };
+    let event = kube_event(
+        true,
+        "BGPSessionProblem",
+        format!("session from node {}: {message}", opts.node),
+    );
+    events.publish(&event, &reference).await
 }
 
 /// Puts this node's session into a BGPPeer's `status.sessions`, keeping the
