@@ -622,3 +622,56 @@ fn layer2_conflict_names_the_claimants_mac() {
     }
     println!("{owner} reports: {conflict}\nlog: {line}");
 }
+
+/// iBGP: with FRR in the nodes' own AS, the BGPAdvertisement's `localPref`
+/// arrives as LOCAL_PREF on every node's path, with the communities, and
+/// the AS path is empty.
+#[test]
+fn frr_ibgp_carries_the_advertisements_local_preference() {
+    let Some(net) = network(Frr::TOOLS) else {
+        return;
+    };
+    let config = BASE_CONFIG.to_owned()
+        + "---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: router, namespace: ferrolb-system}\n\
+           spec: {myASN: 64512, peerASN: 64512, peerAddress: 198.51.100.1, holdTime: 9s}\n";
+    let neighbors = NODES
+        .iter()
+        .map(|n| ferrolb_e2e::routers::FrrNeighbor::new(n.v4, speaker_lab::NODE_ASN))
+        .collect();
+    let frr = ferrolb_e2e::routers::FrrConfig::new(
+        speaker_lab::NODE_ASN,
+        speaker_lab::ROUTER_V4,
+        neighbors,
+    );
+    let slices = endpoint_slices("node2", "node1");
+    let mut lab = SpeakerLab::start(
+        &net,
+        &[
+            ("config.yaml", &config),
+            ("services.yaml", SERVICES),
+            ("endpointslices.yaml", &slices),
+        ],
+        Router::Frr(frr),
+    );
+    let cluster = format!("{}/32", single_v4(&lab, "cluster"));
+    wait_hops(&mut lab, &cluster, &["node1", "node2", "node3"]);
+    let paths = lab.frr_paths(&cluster);
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    for path in &paths {
+        assert_eq!(path["peer"]["type"], "internal", "{path}");
+        assert_eq!(path["locPrf"], 200, "localPref: {path}");
+        assert_eq!(path["community"]["list"], json!(["64512:100"]), "{path}");
+        assert_eq!(
+            path["aspath"]["segments"],
+            json!([]),
+            "an iBGP path carries no AS: {path}"
+        );
+    }
+    // The aggregated pool's advertisement sets no localPref: the iBGP
+    // default (100) is sent.
+    wait_hops(&mut lab, "203.0.113.16/30", &["node1", "node2", "node3"]);
+    for path in lab.frr_paths("203.0.113.16/30") {
+        assert_eq!(path["locPrf"], 100, "{path}");
+    }
+    println!("iBGP: {cluster} from 3 nodes with LOCAL_PREF 200, the aggregate with 100");
+}
