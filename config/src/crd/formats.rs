@@ -12,7 +12,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 /// Formats an API server recognizes: the integer and number formats of
 /// OpenAPI, and the string formats of k8s.io/apiextensions-apiserver's
 /// `pkg/apiserver/validation/formats.go` (`date-time` is its `datetime`).
-const KNOWN: &[&str] = &[
+pub(crate) const KNOWN: &[&str] = &[
     "int32",
     "int64",
     "float",

@@ -90,40 +90,6 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    /// The formats an API server recognizes (the integer and number formats,
-    /// and the string formats k8s.io/apiextensions-apiserver supports).
-    const RECOGNIZED: &[&str] = &[
-        "int32",
-        "int64",
-        "float",
-        "double",
-        "byte",
-        "date",
-        "date-time",
-        "password",
-        "bsonobjectid",
-        "uri",
-        "email",
-        "hostname",
-        "ipv4",
-        "ipv6",
-        "cidr",
-        "mac",
-        "uuid",
-        "uuid3",
-        "uuid4",
-        "uuid5",
-        "isbn",
-        "isbn10",
-        "isbn13",
-        "creditcard",
-        "ssn",
-        "hexcolor",
-        "rgbcolor",
-        "duration",
-        "datetime",
-    ];
-
     /// Every `format` of a schema (as JSON) and of the schemas inside it,
     /// with where it is. Values (`default`, `enum`, `example`) are not schemas.
     fn formats(schema: &Value, at: &str, out: &mut Vec<(String, Value)>) {
@@ -198,7 +164,7 @@ mod tests {
                 unknown.extend(
                     found
                         .into_iter()
-                        .filter(|(_, f)| !f.as_str().is_some_and(|f| RECOGNIZED.contains(&f))),
+                        .filter(|(_, f)| !f.as_str().is_some_and(|f| formats::KNOWN.contains(&f))),
                 );
             }
         }

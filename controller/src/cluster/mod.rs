@@ -176,9 +176,9 @@ where
     store.state().iter().map(|a| (**a).clone()).collect()
 }
 
-struct Stores {
-    services: Arc<ServiceCache>,
-    namespaces: Store<Namespace>,
+/// Reflectors over FerroLB's configuration kinds in one namespace (what
+/// the controller and the speaker both watch).
+pub struct ConfigStores {
     pools: Store<IPAddressPool>,
     l2: Store<L2Advertisement>,
     bgp: Store<BGPAdvertisement>,
@@ -187,10 +187,51 @@ struct Stores {
     communities: Store<Community>,
 }
 
-impl Stores {
-    async fn ready(&self) {
-        self.services.wait_until_ready().await;
-        let _ = self.namespaces.wait_until_ready().await;
+/// Drops `metadata.managedFields`, which nothing here reads, before an
+/// object is stored.
+pub fn strip_managed_fields<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+impl ConfigStores {
+    /// Starts the reflectors over `namespace`; every change pokes `notify`.
+    pub fn start(client: &Client, namespace: &str, notify: &Arc<Notify>) -> ConfigStores {
+        ConfigStores {
+            pools: reflect_with(
+                Api::namespaced(client.clone(), namespace),
+                notify.clone(),
+                strip_managed_fields,
+            ),
+            l2: reflect_with(
+                Api::namespaced(client.clone(), namespace),
+                notify.clone(),
+                strip_managed_fields,
+            ),
+            bgp: reflect_with(
+                Api::namespaced(client.clone(), namespace),
+                notify.clone(),
+                strip_managed_fields,
+            ),
+            peers: reflect_with(
+                Api::namespaced(client.clone(), namespace),
+                notify.clone(),
+                strip_managed_fields,
+            ),
+            bfd: reflect_with(
+                Api::namespaced(client.clone(), namespace),
+                notify.clone(),
+                strip_managed_fields,
+            ),
+            communities: reflect_with(
+                Api::namespaced(client.clone(), namespace),
+                notify.clone(),
+                strip_managed_fields,
+            ),
+        }
+    }
+
+    /// Waits for the first list of every kind.
+    pub async fn ready(&self) {
         let _ = self.pools.wait_until_ready().await;
         let _ = self.l2.wait_until_ready().await;
         let _ = self.bgp.wait_until_ready().await;
@@ -199,7 +240,8 @@ impl Stores {
         let _ = self.communities.wait_until_ready().await;
     }
 
-    fn config(&self) -> Config {
+    /// The configuration objects as they stand (the other kinds empty).
+    pub fn config(&self) -> Config {
         Config {
             ip_address_pools: snapshot(&self.pools),
             l2_advertisements: snapshot(&self.l2),
@@ -207,10 +249,30 @@ impl Stores {
             bgp_peers: snapshot(&self.peers),
             bfd_profiles: snapshot(&self.bfd),
             communities: snapshot(&self.communities),
+            ..Default::default()
+        }
+    }
+}
+
+struct Stores {
+    services: Arc<ServiceCache>,
+    namespaces: Store<Namespace>,
+    config: ConfigStores,
+}
+
+impl Stores {
+    async fn ready(&self) {
+        self.services.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
+        self.config.ready().await;
+    }
+
+    fn config(&self) -> Config {
+        Config {
             // Services are not configuration: the allocator reads them from
             // the compact cache.
             namespaces: snapshot(&self.namespaces),
-            ..Default::default()
+            ..self.config.config()
         }
     }
 }
@@ -363,30 +425,7 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
     let stores = Stores {
         services,
         namespaces: reflect(Api::<Namespace>::all(client.clone()), notify.clone()),
-        pools: reflect(
-            Api::<IPAddressPool>::namespaced(client.clone(), ns),
-            notify.clone(),
-        ),
-        l2: reflect(
-            Api::<L2Advertisement>::namespaced(client.clone(), ns),
-            notify.clone(),
-        ),
-        bgp: reflect(
-            Api::<BGPAdvertisement>::namespaced(client.clone(), ns),
-            notify.clone(),
-        ),
-        peers: reflect(
-            Api::<BGPPeer>::namespaced(client.clone(), ns),
-            notify.clone(),
-        ),
-        bfd: reflect(
-            Api::<BFDProfile>::namespaced(client.clone(), ns),
-            notify.clone(),
-        ),
-        communities: reflect(
-            Api::<Community>::namespaced(client.clone(), ns),
-            notify.clone(),
-        ),
+        config: ConfigStores::start(&client, ns, &notify),
     };
     stores.ready().await;
     health.ready.store(true, Ordering::Relaxed);

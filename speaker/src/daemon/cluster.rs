@@ -20,9 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_config::Config;
-use ferrolb_config::crd::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
-};
+use ferrolb_config::crd::BGPPeer;
 use ferrolb_config::validate::{valid_subset, validate};
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -33,7 +31,7 @@ use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
-use ferrolb_controller::cluster::{follow, reflect_with};
+use ferrolb_controller::cluster::{ConfigStores, follow, reflect_with, strip_managed_fields};
 
 use super::Snapshot;
 
@@ -56,10 +54,6 @@ pub async fn client(kubeconfig: Option<&PathBuf>) -> Result<Client, String> {
 }
 
 fn keep<K>(_: &mut K) {}
-
-fn strip_meta<K: Resource>(obj: &mut K) {
-    obj.meta_mut().managed_fields = None;
-}
 
 fn snapshot<K: Resource<DynamicType = ()> + Clone + 'static>(store: &Store<K>) -> Vec<K> {
     store.state().iter().map(|a| (**a).clone()).collect()
@@ -102,12 +96,7 @@ struct Stores {
     nodes: Store<Node>,
     slices: Slices,
     secrets: Store<Secret>,
-    pools: Store<IPAddressPool>,
-    l2: Store<L2Advertisement>,
-    bgp: Store<BGPAdvertisement>,
-    peers: Store<BGPPeer>,
-    bfd: Store<BFDProfile>,
-    communities: Store<Community>,
+    config: ConfigStores,
 }
 
 /// The cluster as the daemon's [`super::Source`].
@@ -132,7 +121,7 @@ impl ClusterSource {
             Slices::V1(reflect_with(
                 Api::all(client.clone()),
                 notify.clone(),
-                strip_meta,
+                strip_managed_fields,
             ))
         } else {
             tracing::info!(
@@ -161,39 +150,14 @@ impl ClusterSource {
                 notify.clone(),
                 super::strip_service,
             ),
-            nodes: reflect_with(Api::all(client.clone()), notify.clone(), strip_meta),
+            nodes: reflect_with(
+                Api::all(client.clone()),
+                notify.clone(),
+                strip_managed_fields,
+            ),
             slices,
             secrets: reflect_with(Api::namespaced(client.clone(), ns), notify.clone(), keep),
-            pools: reflect_with(
-                Api::namespaced(client.clone(), ns),
-                notify.clone(),
-                strip_meta,
-            ),
-            l2: reflect_with(
-                Api::namespaced(client.clone(), ns),
-                notify.clone(),
-                strip_meta,
-            ),
-            bgp: reflect_with(
-                Api::namespaced(client.clone(), ns),
-                notify.clone(),
-                strip_meta,
-            ),
-            peers: reflect_with(
-                Api::namespaced(client.clone(), ns),
-                notify.clone(),
-                strip_meta,
-            ),
-            bfd: reflect_with(
-                Api::namespaced(client.clone(), ns),
-                notify.clone(),
-                strip_meta,
-            ),
-            communities: reflect_with(
-                Api::namespaced(client.clone(), ns),
-                notify.clone(),
-                strip_meta,
-            ),
+            config: ConfigStores::start(&client, ns, &notify),
         };
         let (status, rx) = watch::channel(Vec::new());
         tokio::spawn(writer(client, opts.clone(), rx));
@@ -215,12 +179,7 @@ impl ClusterSource {
             Slices::V1beta1(st) => drop(st.wait_until_ready().await),
         }
         let _ = s.secrets.wait_until_ready().await;
-        let _ = s.pools.wait_until_ready().await;
-        let _ = s.l2.wait_until_ready().await;
-        let _ = s.bgp.wait_until_ready().await;
-        let _ = s.peers.wait_until_ready().await;
-        let _ = s.bfd.wait_until_ready().await;
-        let _ = s.communities.wait_until_ready().await;
+        s.config.ready().await;
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -234,16 +193,10 @@ impl ClusterSource {
                 .collect(),
         };
         let config = Config {
-            ip_address_pools: snapshot(&s.pools),
-            l2_advertisements: snapshot(&s.l2),
-            bgp_advertisements: snapshot(&s.bgp),
-            bgp_peers: snapshot(&s.peers),
-            bfd_profiles: snapshot(&s.bfd),
-            communities: snapshot(&s.communities),
             nodes: snapshot(&s.nodes),
             secrets: snapshot(&s.secrets),
             endpoint_slices,
-            ..Default::default()
+            ..s.config.config()
         };
         let problems = validate(&config);
         let valid = valid_subset(&config, &problems);
