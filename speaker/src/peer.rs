@@ -1,6 +1,8 @@
 //! From a `BGPPeer` (and the objects it refers to) to what the `bgp` crate
 //! runs: the session, the transport and the BFD session. Pure: every
-//! problem is an error naming the peer and the field.
+//! problem is an error naming the peer and the field. A `bfdProfile` that
+//! names no BFDProfile is not one: the session runs without BFD until the
+//! profile exists (validation reports a warning on the peer).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -239,19 +241,18 @@ pub fn setup(
         (false, _) => TtlMode::Default,
     };
 
-    let bfd = match &spec.bfd_profile {
+    // A bfdProfile that names no (valid) BFDProfile: the session runs
+    // without BFD (validation warns about it), and restarts with BFD once
+    // the profile exists, since its settings change.
+    let profile = spec.bfd_profile.as_ref().and_then(|profile_name| {
+        cfg.bfd_profiles.iter().find(|p| {
+            p.metadata.name.as_deref() == Some(profile_name.as_str())
+                && p.metadata.namespace == peer.metadata.namespace
+        })
+    });
+    let bfd = match profile {
         None => None,
-        Some(profile_name) => {
-            let profile = cfg
-                .bfd_profiles
-                .iter()
-                .find(|p| {
-                    p.metadata.name.as_deref() == Some(profile_name.as_str())
-                        && p.metadata.namespace == peer.metadata.namespace
-                })
-                .ok_or_else(|| {
-                    format!("BGPPeer {name}: spec.bfdProfile {profile_name:?}: no BFDProfile of that name")
-                })?;
+        Some(profile) => {
             let p = &profile.spec;
             let mut bfd = Profile::default();
             if let Some(v) = p.receive_interval {
@@ -369,5 +370,26 @@ mod tests {
             err.contains("spec.passwordSecret: Secret ferrolb-system/nope not found"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_bfd_profile_that_does_not_exist_yet_leaves_the_session_without_bfd() {
+        let peer = |extra: &str| {
+            format!(
+                "apiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: p, namespace: ferrolb-system}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.1, routerID: 10.0.0.1{extra}}}\n"
+            )
+        };
+        let c = cfg(&peer(", bfdProfile: later"));
+        let s = setup(&c.bgp_peers[0], &c, None, &|_| None).unwrap();
+        assert!(s.bfd.is_none());
+        let c = cfg(&format!(
+            "{}---\napiVersion: ferrolb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: later, namespace: ferrolb-system}}\nspec: {{receiveInterval: 200}}\n",
+            peer(", bfdProfile: later")
+        ));
+        let with_bfd = setup(&c.bgp_peers[0], &c, None, &|_| None).unwrap();
+        // The settings differ (the daemon compares their Debug text), so the
+        // session restarts with BFD once the profile exists.
+        assert_ne!(format!("{s:?}"), format!("{with_bfd:?}"));
+        assert_eq!(with_bfd.bfd.unwrap().profile.receive_interval_ms, 200);
     }
 }

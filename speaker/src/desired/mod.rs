@@ -12,7 +12,9 @@
 //!   only when an advertisement selects that pool (by `ipAddressPools` or
 //!   `ipAddressPoolSelectors`; neither means every pool), its
 //!   `serviceSelectors` select the Service and its `nodeSelectors` the
-//!   node.
+//!   node. A name in `ipAddressPools` that no pool has selects nothing
+//!   (a configuration may be applied in any order: it selects the pool once
+//!   it exists).
 //! - A node labelled `node.kubernetes.io/exclude-from-external-load-balancers`
 //!   announces nothing. A node whose `Ready` condition is not `True` is not
 //!   eligible (a Node without a `Ready` condition at all, as written in a
@@ -27,6 +29,9 @@
 //!   advertisement names (all when it names none) whose `nodeSelectors`
 //!   select the node, with the advertisement's communities (aliases
 //!   resolved from `Community` objects) and, to iBGP peers, its `localPref`.
+//!   A peer name that no BGPPeer has targets nothing. An advertisement
+//!   naming an alias that no `Community` defines announces nothing until one
+//!   does: its routes are never sent without a community asked for.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -380,8 +385,14 @@ fn resolve_community(cfg: &Config, namespace: &str, text: &str) -> Result<Commun
         .filter(|c| c.metadata.namespace.as_deref().unwrap_or_default() == namespace)
         .flat_map(|c| &c.spec.communities)
         .find(|a| a.name == text)
-        .ok_or_else(|| format!("community alias {text:?} is not defined in namespace {namespace}"))
-        .and_then(|a| CommunityValue::parse(&a.value))
+        .ok_or_else(|| {
+            format!(
+                "community alias {text:?} is not defined by any Community in namespace {namespace}; the advertisement announces nothing until one defines it"
+            )
+        })
+        .and_then(|a| {
+            CommunityValue::parse(&a.value).map_err(|e| format!("community alias {text:?}: {e}"))
+        })
 }
 
 /// The covering prefix of `ip` at the advertisement's aggregation length.
@@ -400,34 +411,43 @@ fn covering_prefix(adv: &BGPAdvertisement, ip: IpAddr) -> Result<Prefix, String>
     Prefix::new(net.addr(), len).map_err(|e| e.to_string())
 }
 
-fn route_attributes(
+/// The communities of an advertisement, resolved in its namespace; Err
+/// naming the first that cannot be resolved (an alias no Community defines
+/// yet): the advertisement then announces nothing, rather than routes
+/// without a community the operator asked for (such as no-export).
+fn advertisement_communities(
     cfg: &Config,
     adv: &BGPAdvertisement,
-    peer: &BGPPeer,
-) -> (RouteAttributes, Vec<String>) {
+) -> Result<RouteAttributes, String> {
     let ns = adv.metadata.namespace.as_deref().unwrap_or_default();
     let mut attrs = RouteAttributes::default();
-    let mut problems = Vec::new();
     for text in &adv.spec.communities {
-        match resolve_community(cfg, ns, text) {
-            Ok(CommunityValue::Standard(a, b)) => attrs
+        match resolve_community(cfg, ns, text)? {
+            CommunityValue::Standard(a, b) => attrs
                 .communities
                 .push(Community((u32::from(a) << 16) | u32::from(b))),
-            Ok(CommunityValue::Large(g, l1, l2)) => attrs.large_communities.push(LargeCommunity {
+            CommunityValue::Large(g, l1, l2) => attrs.large_communities.push(LargeCommunity {
                 global_admin: g,
                 local_data1: l1,
                 local_data2: l2,
             }),
-            Err(e) => problems.push(format!(
-                "BGPAdvertisement {}: community {text:?} skipped: {e}",
-                name_of(&adv.metadata)
-            )),
         }
     }
+    Ok(attrs)
+}
+
+/// The attributes of an advertisement's routes to one peer: its resolved
+/// communities and, to iBGP peers, its local preference.
+fn route_attributes(
+    communities: &RouteAttributes,
+    adv: &BGPAdvertisement,
+    peer: &BGPPeer,
+) -> RouteAttributes {
+    let mut attrs = communities.clone();
     if peer_is_external(peer) == Some(false) {
         attrs.local_pref = adv.spec.local_pref;
     }
-    (attrs, problems)
+    attrs
 }
 
 /// Two advertisements of one prefix to one peer: the union of their
@@ -712,6 +732,16 @@ fn decide_ip(
                         continue;
                     }
                 };
+                let communities = match advertisement_communities(cfg, adv) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        d.reasons.push(format!(
+                            "not announcing {ip} over BGP for BGPAdvertisement {}: {e}",
+                            name_of(&adv.metadata)
+                        ));
+                        continue;
+                    }
+                };
                 let peers = cfg.bgp_peers.iter().filter(|p| {
                     let name = name_of(&p.metadata);
                     (adv.spec.peers.is_empty() || adv.spec.peers.iter().any(|n| n == name))
@@ -721,8 +751,7 @@ fn decide_ip(
                 for peer in peers {
                     any_peer = true;
                     let name = name_of(&peer.metadata).to_string();
-                    let (attrs, problems) = route_attributes(cfg, adv, peer);
-                    d.reasons.extend(problems);
+                    let attrs = route_attributes(&communities, adv, peer);
                     let routes = desired.bgp.entry(name.clone()).or_default();
                     match routes.get_mut(&prefix) {
                         Some(existing) => merge_attributes(existing, attrs),
@@ -738,8 +767,26 @@ fn decide_ip(
                     }
                 }
                 if !any_peer {
+                    let adv_ns = adv.metadata.namespace.as_deref().unwrap_or_default();
+                    let undefined: Vec<&str> = adv
+                        .spec
+                        .peers
+                        .iter()
+                        .filter(|n| {
+                            !cfg.bgp_peers.iter().any(|p| {
+                                name_of(&p.metadata) == n.as_str()
+                                    && p.metadata.namespace.as_deref().unwrap_or_default() == adv_ns
+                            })
+                        })
+                        .map(String::as_str)
+                        .collect();
+                    let undefined = if undefined.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (not defined yet: BGPPeer {})", undefined.join(", "))
+                    };
                     d.reasons.push(format!(
-                        "not announcing {ip} over BGP for BGPAdvertisement {}: no BGPPeer it names selects node {}",
+                        "not announcing {ip} over BGP for BGPAdvertisement {}: no BGPPeer it names selects node {}{undefined}",
                         name_of(&adv.metadata),
                         inputs.node
                     ));

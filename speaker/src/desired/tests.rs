@@ -465,3 +465,59 @@ fn a_node_without_its_node_object_announces_nothing() {
             .contains("no Node object named ghost")
     );
 }
+
+#[test]
+fn references_to_objects_that_do_not_exist_select_nothing() {
+    let adv = |spec: &str| {
+        format!(
+            "{PEERS}---\napiVersion: ferrolb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: adv, namespace: ferrolb-system}}\nspec: {spec}\n"
+        )
+    };
+    let svcs = [service("web", &["203.0.113.5"], "")];
+    let host = Prefix::new(ip("203.0.113.5"), 32).unwrap();
+    let reasons = |d: &Desired| d.services[0].ips[0].reasons.clone();
+
+    // A pool that does not exist: the advertisement selects nothing.
+    let cfg = config(&adv("{ipAddressPools: [later]}"));
+    let d = decide_on(&cfg, &svcs, "node2", None);
+    assert!(d.bgp.values().all(|r| r.is_empty()), "{d:#?}");
+    assert!(
+        reasons(&d)[0].contains("no L2Advertisement or BGPAdvertisement selects pool routed"),
+        "{:?}",
+        reasons(&d)
+    );
+    // A peer that does not exist: named, so not "all peers"; nothing sent.
+    let cfg = config(&adv("{ipAddressPools: [routed], peers: [later]}"));
+    let d = decide_on(&cfg, &svcs, "node2", None);
+    assert!(d.bgp.values().all(|r| r.is_empty()), "{d:#?}");
+    assert!(
+        reasons(&d)[0]
+            .contains("no BGPPeer it names selects node node2 (not defined yet: BGPPeer later)"),
+        "{:?}",
+        reasons(&d)
+    );
+    // An alias no Community defines: nothing is announced (never the route
+    // without the community), until the alias is defined.
+    let cfg = config(&adv(
+        "{ipAddressPools: [routed], communities: [\"64512:1\", later]}",
+    ));
+    let d = decide_on(&cfg, &svcs, "node2", None);
+    assert!(d.bgp.values().all(|r| r.is_empty()), "{d:#?}");
+    assert!(
+        reasons(&d)[0].contains(
+            "for BGPAdvertisement adv: community alias \"later\" is not defined by any Community in namespace ferrolb-system"
+        ),
+        "{:?}",
+        reasons(&d)
+    );
+    let cfg = config(&format!(
+        "{}---\napiVersion: ferrolb.io/v1beta1\nkind: Community\nmetadata: {{name: more, namespace: ferrolb-system}}\nspec: {{communities: [{{name: later, value: \"64512:2\"}}]}}\n",
+        adv("{ipAddressPools: [routed], communities: [\"64512:1\", later]}")
+    ));
+    let d = decide_on(&cfg, &svcs, "node2", None);
+    assert_eq!(
+        d.bgp["ext"][&host].communities,
+        [Community(64512 << 16 | 1), Community(64512 << 16 | 2)]
+    );
+    assert_eq!(d.bgp["int"][&host].communities.len(), 2);
+}
