@@ -280,19 +280,44 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// References by name to other objects. A configuration may be split across
+/// files or applied in any order, so a name that nothing has yet is a warning
+/// (the entry selects nothing until the object exists); only an empty name,
+/// which no object can have, is an error.
+/// `missing` is the warning's message.
+fn check_reference(
+    s: &mut Sink,
+    field: String,
+    kind: &str,
+    n: &str,
+    exists: bool,
+    missing: String,
+) {
+    if n.trim().is_empty() {
+        s.error(
+            field,
+            Some(n.to_string()),
+            format!("is empty; expected the name of a {kind}"),
+        );
+    } else if !exists {
+        s.warning(field, Some(n.to_string()), missing);
+    }
+}
+
 fn check_pool_names(s: &mut Sink, cfg: &Config, namespace: &str, names: &[String]) {
     for (i, n) in names.iter().enumerate() {
         let exists = cfg
             .ip_address_pools
             .iter()
             .any(|p| ns(p) == namespace && name(p) == n);
-        if !exists {
-            s.error(
-                format!("spec.ipAddressPools[{i}]"),
-                Some(n.clone()),
-                format!("names IPAddressPool {namespace}/{n}, which does not exist"),
-            );
-        }
+        check_reference(
+            s,
+            format!("spec.ipAddressPools[{i}]"),
+            "IPAddressPool",
+            n,
+            exists,
+            format!("selects nothing until IPAddressPool {namespace}/{n} exists"),
+        );
     }
 }
 
@@ -414,28 +439,35 @@ fn validate_bgp_advertisements(
                 if let Err(e) = CommunityValue::parse(c) {
                     s.error(field, Some(c.clone()), e);
                 }
-            } else if !aliases.contains(&(namespace.clone(), c.clone())) {
+            } else if c.trim().is_empty() {
                 s.error(
                     field,
                     Some(c.clone()),
+                    "is empty; expected a community value (65000:100, large:1:2:3, no-export) or an alias defined in a Community object",
+                );
+            } else if !aliases.contains(&(namespace.clone(), c.clone())) {
+                s.warning(
+                    field,
+                    Some(c.clone()),
                     format!(
-                        "neither a community value (65000:100, large:1:2:3) nor an alias defined in a Community object in namespace {namespace}"
+                        "not a community value (65000:100, large:1:2:3, no-export), so an alias, and no Community object in namespace {namespace} defines it; this advertisement announces nothing until one does"
                     ),
                 );
             }
         }
         for (i, p) in spec.peers.iter().enumerate() {
-            if !cfg
+            let exists = cfg
                 .bgp_peers
                 .iter()
-                .any(|peer| ns(peer) == namespace && name(peer) == p)
-            {
-                s.error(
-                    format!("spec.peers[{i}]"),
-                    Some(p.clone()),
-                    format!("names BGPPeer {namespace}/{p}, which does not exist"),
-                );
-            }
+                .any(|peer| ns(peer) == namespace && name(peer) == p);
+            check_reference(
+                &mut s,
+                format!("spec.peers[{i}]"),
+                "BGPPeer",
+                p,
+                exists,
+                format!("selects nothing until BGPPeer {namespace}/{p} exists"),
+            );
         }
         // Aggregation must not be shorter than a pool's own prefixes.
         let pools = pools_for(
@@ -699,16 +731,21 @@ fn validate_peers(cfg: &Config, out: &mut Vec<Problem>) {
                 }
             }
         }
-        if let Some(bfd) = &spec.bfd_profile
-            && !cfg
+        if let Some(bfd) = &spec.bfd_profile {
+            let exists = cfg
                 .bfd_profiles
                 .iter()
-                .any(|b| ns(b) == ns(peer) && name(b) == bfd)
-        {
-            s.error(
-                "spec.bfdProfile",
-                Some(bfd.clone()),
-                format!("names BFDProfile {}/{bfd}, which does not exist", ns(peer)),
+                .any(|b| ns(b) == ns(peer) && name(b) == bfd);
+            check_reference(
+                &mut s,
+                "spec.bfdProfile".to_string(),
+                "BFDProfile",
+                bfd,
+                exists,
+                format!(
+                    "BFDProfile {}/{bfd} does not exist: sessions to this peer run without BFD until it does, then restart with it",
+                    ns(peer)
+                ),
             );
         }
         s.selectors("spec.nodeSelectors", &spec.node_selectors);
@@ -907,16 +944,16 @@ mod tests {
                 "overlaps IPAddressPool ferrolb-system/pool-a spec.addresses[4] \"192.0.2.0/28\" at 192.0.2.8/29",
             ),
             (
-                Severity::Error,
+                Severity::Warning,
                 "l2-bad",
                 "spec.ipAddressPools[1]",
-                "IPAddressPool ferrolb-system/missing-pool, which does not exist",
+                "selects nothing until IPAddressPool ferrolb-system/missing-pool exists",
             ),
             (
-                Severity::Error,
+                Severity::Warning,
                 "adv-bad",
                 "spec.communities[1]",
-                "nor an alias defined in a Community object",
+                "no Community object in namespace ferrolb-system defines it; this advertisement announces nothing until one does",
             ),
             (
                 Severity::Error,
@@ -925,10 +962,10 @@ mod tests {
                 "not a number from 0 to 65535",
             ),
             (
-                Severity::Error,
+                Severity::Warning,
                 "adv-bad",
                 "spec.peers[1]",
-                "BGPPeer ferrolb-system/ghost-peer, which does not exist",
+                "selects nothing until BGPPeer ferrolb-system/ghost-peer exists",
             ),
             (
                 Severity::Error,
@@ -973,10 +1010,10 @@ mod tests {
                 "Secret not found",
             ),
             (
-                Severity::Error,
+                Severity::Warning,
                 "ebgp-peer",
                 "spec.bfdProfile",
-                "BFDProfile ferrolb-system/no-such-profile, which does not exist",
+                "BFDProfile ferrolb-system/no-such-profile does not exist: sessions to this peer run without BFD",
             ),
             (
                 Severity::Error,
@@ -1036,7 +1073,9 @@ mod tests {
                     .contains("overlaps IPAddressPool ferrolb-system/pool-a")
         }));
         assert!(valid.bgp_peers.is_empty());
-        assert!(valid.l2_advertisements.is_empty());
+        // l2-bad only names a pool that does not exist (a warning): kept.
+        let l2: Vec<&str> = valid.l2_advertisements.iter().map(name).collect();
+        assert_eq!(l2, ["l2-bad"]);
         // Warnings alone keep an object.
         let warn_only = Problem::warning(object_ref(&cfg.bfd_profiles[0]), "spec", "w");
         assert_eq!(valid_subset(&cfg, &[warn_only]).bfd_profiles.len(), 1);
@@ -1178,6 +1217,143 @@ mod tests {
             problems[0]
                 .message
                 .contains("already defined by BGPPeer ferrolb-system/a")
+        );
+    }
+
+    fn config_of(text: &str) -> Config {
+        let parsed = parse_stream(text, "split.yaml");
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        let mut cfg = Config::default();
+        cfg.add_objects(parsed.objects, &mut Vec::new());
+        cfg
+    }
+
+    #[test]
+    fn references_to_objects_not_applied_yet_are_warnings() {
+        // One half of a configuration split across files: the advertisements
+        // and the peer name a pool, a peer, a community alias and a BFD profile
+        // that the other half defines.
+        let first = "apiVersion: ferrolb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2}
+spec: {ipAddressPools: [lan]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: bgp}
+spec: {ipAddressPools: [routed], peers: [tor, core], communities: [edge, no-export]}
+---
+apiVersion: ferrolb.io/v1beta2
+kind: BGPPeer
+metadata: {name: tor}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, bfdProfile: fast}
+";
+        let second = "apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan}
+spec: {addresses: [198.51.100.0/26]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: routed}
+spec: {addresses: [203.0.113.0/26]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: Community
+metadata: {name: aliases}
+spec: {communities: [{name: edge, value: \"64512:300\"}]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast}
+spec: {receiveInterval: 300}
+---
+apiVersion: ferrolb.io/v1beta2
+kind: BGPPeer
+metadata: {name: core}
+spec: {myASN: 64512, peerASN: 64514, peerAddress: 192.0.2.2}
+";
+        let alone = config_of(first);
+        let problems = validate(&alone);
+        let got: Vec<(Severity, String, String, String)> = problems
+            .iter()
+            .map(|p| {
+                (
+                    p.severity,
+                    p.object.as_ref().unwrap().to_string(),
+                    p.field.clone().unwrap(),
+                    p.message.clone(),
+                )
+            })
+            .collect();
+        let w = |obj: &str, field: &str, msg: &str| {
+            (
+                Severity::Warning,
+                obj.to_string(),
+                field.to_string(),
+                msg.to_string(),
+            )
+        };
+        assert_eq!(
+            got,
+            [
+                w(
+                    "L2Advertisement ferrolb-system/l2",
+                    "spec.ipAddressPools[0]",
+                    "selects nothing until IPAddressPool ferrolb-system/lan exists"
+                ),
+                w(
+                    "BGPAdvertisement ferrolb-system/bgp",
+                    "spec.ipAddressPools[0]",
+                    "selects nothing until IPAddressPool ferrolb-system/routed exists"
+                ),
+                w(
+                    "BGPAdvertisement ferrolb-system/bgp",
+                    "spec.communities[0]",
+                    "not a community value (65000:100, large:1:2:3, no-export), so an alias, and no Community object in namespace ferrolb-system defines it; this advertisement announces nothing until one does"
+                ),
+                w(
+                    "BGPAdvertisement ferrolb-system/bgp",
+                    "spec.peers[1]",
+                    "selects nothing until BGPPeer ferrolb-system/core exists"
+                ),
+                w(
+                    "BGPPeer ferrolb-system/tor",
+                    "spec.bfdProfile",
+                    "BFDProfile ferrolb-system/fast does not exist: sessions to this peer run without BFD until it does, then restart with it"
+                ),
+            ]
+        );
+        // Warnings keep every object.
+        assert_eq!(
+            valid_subset(&alone, &problems).object_count(),
+            alone.object_count()
+        );
+        // The other half alone has nothing dangling; both together, in
+        // either order, have no problem at all.
+        assert!(validate(&config_of(second)).is_empty());
+        for text in [
+            format!("{first}---\n{second}"),
+            format!("{second}---\n{first}"),
+        ] {
+            let problems = validate(&config_of(&text));
+            assert!(problems.is_empty(), "{problems:#?}");
+        }
+        // Only what can never be right is an error: an empty name.
+        let empty = config_of(
+            "apiVersion: ferrolb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: e}\nspec: {ipAddressPools: [\"\"], peers: [\" \"], communities: [\"\"]}\n",
+        );
+        let fields: Vec<(Severity, String)> = validate(&empty)
+            .iter()
+            .map(|p| (p.severity, p.field.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (Severity::Error, "spec.ipAddressPools[0]".to_string()),
+                (Severity::Error, "spec.communities[0]".to_string()),
+                (Severity::Error, "spec.peers[0]".to_string()),
+            ]
         );
     }
 
