@@ -1101,6 +1101,13 @@ fn install_on_the_v1_20_api_server() {
         good.len()
     );
 
+    // kubectl 1.20's own kustomize (v2.0.3) builds deploy/ as the current one does.
+    assert_eq!(
+        documents(&cp.ok(&["kustomize", &d("")])),
+        documents(&std::fs::read_to_string(work.path().join("kustomize.yaml")).unwrap()),
+        "kubectl 1.20 kustomize deploy/ differs from kubectl kustomize deploy/"
+    );
+
     // The install for real, then who may do what.
     let kustomized = work.path().join("kustomize.yaml");
     cp.ok(&["apply", "-f", kustomized.to_str().unwrap()]);
