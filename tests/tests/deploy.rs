@@ -692,7 +692,9 @@ fn readme_documents(t: &Tools, dir: &Path) -> Vec<PathBuf> {
 }
 
 /// deploy/'s YAML files that are Kubernetes manifests: all but the chart
-/// (rendered instead) and the kustomizations (built instead).
+/// (rendered instead) and the kustomizations (built instead). A YAML file
+/// there that is not a Kubernetes manifest (e.g. a containerlab topology)
+/// fails the schema check as "not a Kubernetes object": leave it out here.
 fn deploy_manifests() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
