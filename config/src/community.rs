@@ -56,6 +56,15 @@ impl CommunityValue {
         Ok(CommunityValue::Standard(parse16(a)?, parse16(b)?))
     }
 
+    /// The value of a well-known community name such as `no-export`.
+    pub fn well_known(name: &str) -> Option<CommunityValue> {
+        let name = name.trim();
+        WELL_KNOWN
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|&(_, a, b)| CommunityValue::Standard(a, b))
+    }
+
     /// Whether `s` has the shape of a community value (as opposed to an alias name).
     pub fn looks_like_value(s: &str) -> bool {
         s.contains(':') || WELL_KNOWN.iter().any(|(n, _, _)| *n == s.trim())
@@ -111,6 +120,11 @@ mod tests {
         ] {
             assert!(CommunityValue::parse(bad).is_err(), "{bad} should fail");
         }
+        assert_eq!(
+            CommunityValue::well_known("no-export"),
+            Some(CommunityValue::Standard(65535, 65281))
+        );
+        assert_eq!(CommunityValue::well_known("NO_EXPORT"), None);
         assert!(CommunityValue::looks_like_value("1:2"));
         assert!(!CommunityValue::looks_like_value("my-alias"));
     }

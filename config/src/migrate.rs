@@ -54,6 +54,10 @@ const LEGACY_KEYS: &[&str] = &["peers", "bgp-communities", "bfd-profiles", "addr
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Migration {
     pub documents: Vec<MigratedDocument>,
+    /// Names the conversion changed, one sentence each, that matter beyond
+    /// the output (objects elsewhere may use the old name): the command
+    /// prints them on stderr as well as in the comments.
+    pub notices: Vec<String>,
 }
 
 /// One output document.
@@ -63,13 +67,26 @@ pub struct MigratedDocument {
     pub comments: Vec<String>,
     /// The converted object; None when the document could not be converted at all (then comments say why).
     pub object: Option<Value>,
+    /// Whether the object was made from MetalLB configuration (false for
+    /// objects copied unchanged, FerroLB's own or others).
+    pub converted: bool,
 }
 
 impl MigratedDocument {
+    /// An object copied as it was.
     fn object(comments: Vec<String>, object: Value) -> Self {
         MigratedDocument {
             comments,
             object: Some(object),
+            converted: false,
+        }
+    }
+
+    /// An object made from MetalLB configuration.
+    fn converted(comments: Vec<String>, object: Value) -> Self {
+        MigratedDocument {
+            converted: true,
+            ..MigratedDocument::object(comments, object)
         }
     }
 }
@@ -144,7 +161,8 @@ pub fn migrate(input: &str, source_name: &str) -> Migration {
             ))),
         }
     }
-    Migration { documents }
+    let notices = rename_conflicting_aliases(&mut documents, source_name);
+    Migration { documents, notices }
 }
 
 /// Where a document came from; notes about documents that could not be
@@ -166,7 +184,7 @@ impl Loc {
     fn failed(&self, msg: impl fmt::Display) -> MigratedDocument {
         MigratedDocument {
             comments: vec![self.at(msg)],
-            object: None,
+            ..MigratedDocument::default()
         }
     }
 
@@ -737,7 +755,7 @@ fn convert_simple(obj: &Map<String, Value>, kind: Kind, loc: &Loc) -> MigratedDo
         password_secret(&mut spec, &meta, &mut notes);
     }
     note_type_errors(kind, &spec, &mut notes);
-    MigratedDocument::object(notes, build(kind, meta.map, spec))
+    MigratedDocument::converted(notes, build(kind, meta.map, spec))
 }
 
 /// Moves a peer's passwordSecret out of metallb-system and reminds that the
@@ -847,7 +865,7 @@ impl PoolParts {
                 let mut spec = Map::new();
                 spec.insert("ipAddressPools".into(), Value::Array(vec![name.clone().into()]));
                 created.push(format!("L2Advertisement {adv_name}"));
-                docs.push(MigratedDocument::object(
+                docs.push(MigratedDocument::converted(
                     Vec::new(),
                     build(Kind::L2Advertisement, self.meta.renamed_to(&adv_name), spec),
                 ));
@@ -897,7 +915,7 @@ impl PoolParts {
                         adv_notes.insert(0, format!("from {entry_field} of {what} {name}"));
                     }
                     created.push(format!("BGPAdvertisement {adv_name}"));
-                    docs.push(MigratedDocument::object(
+                    docs.push(MigratedDocument::converted(
                         adv_notes,
                         build(Kind::BGPAdvertisement, self.meta.renamed_to(&adv_name), spec),
                     ));
@@ -918,7 +936,7 @@ impl PoolParts {
         notes.insert(0, summary);
         note_type_errors(Kind::IPAddressPool, &self.pool_spec, &mut notes);
         let pool = build(Kind::IPAddressPool, self.meta.map.clone(), self.pool_spec);
-        docs.insert(0, MigratedDocument::object(notes, pool));
+        docs.insert(0, MigratedDocument::converted(notes, pool));
         docs
     }
 }
@@ -1188,7 +1206,7 @@ fn convert_legacy(
             continue;
         };
         note_type_errors(Kind::BFDProfile, &spec, &mut notes);
-        docs.push(MigratedDocument::object(
+        docs.push(MigratedDocument::converted(
             notes,
             build(Kind::BFDProfile, legacy_meta(&name, &cm_meta).map, spec),
         ));
@@ -1225,7 +1243,7 @@ fn convert_legacy(
             if !list.is_empty() || !notes.is_empty() {
                 let mut spec = Map::new();
                 spec.insert("communities".into(), Value::Array(list));
-                docs.push(MigratedDocument::object(
+                docs.push(MigratedDocument::converted(
                     notes,
                     build(
                         Kind::Community,
@@ -1277,7 +1295,7 @@ fn convert_legacy(
             &mut used,
         );
         note_type_errors(Kind::BGPPeer, &spec, &mut notes);
-        docs.push(MigratedDocument::object(
+        docs.push(MigratedDocument::converted(
             notes,
             build(Kind::BGPPeer, legacy_meta(&name, &cm_meta).map, spec),
         ));
@@ -1339,7 +1357,7 @@ fn convert_legacy(
         head.push("data.config defines no objects".to_string());
         return vec![MigratedDocument {
             comments: head,
-            object: None,
+            ..MigratedDocument::default()
         }];
     }
     let first = &mut docs[0].comments;
@@ -1360,6 +1378,216 @@ fn replace_aliases(ad: &mut Map<String, Value>, replaced: &[(String, String)]) {
             }
         }
     }
+}
+
+/// A community alias `migrate` renamed.
+struct Rename {
+    namespace: String,
+    old: String,
+    new: String,
+    /// The Community object that defines it.
+    community: String,
+    /// What FerroLB reads the old name as.
+    reads_as: String,
+}
+
+/// The namespace of an output object, "" when it has none.
+fn namespace_of(object: &Value) -> String {
+    object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn name_of(object: &Value) -> String {
+    object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn is_kind(object: &Value, kind: Kind) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some(kind.name())
+}
+
+/// MetalLB reads a BGPAdvertisement's community as an alias first, FerroLB as
+/// a community value first: an alias of a converted Community whose name
+/// FerroLB reads as a value (a well-known name such as `no-export`, or one
+/// with ':') would change meaning. Unless it is a well-known name with that
+/// very value, it is renamed to `metallb-NAME`, and the converted
+/// BGPAdvertisements of its namespace that name it are changed to match.
+/// Returns one notice per rename.
+fn rename_conflicting_aliases(docs: &mut [MigratedDocument], source_name: &str) -> Vec<String> {
+    use crate::community::CommunityValue;
+    // Every alias name in use, per namespace, so that new names are unique.
+    let mut taken: BTreeSet<(String, String)> = BTreeSet::new();
+    for object in docs.iter().filter_map(|d| d.object.as_ref()) {
+        if !is_kind(object, Kind::Community) {
+            continue;
+        }
+        let ns = namespace_of(object);
+        for alias in object
+            .pointer("/spec/communities")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(name) = alias.get("name").and_then(Value::as_str) {
+                taken.insert((ns.clone(), name.to_string()));
+            }
+        }
+    }
+    // (namespace, old name) -> new name, and where each was defined.
+    let mut renamed: Vec<Rename> = Vec::new();
+    for doc in docs.iter_mut().filter(|d| d.converted) {
+        let Some(object) = doc.object.as_mut() else {
+            continue;
+        };
+        if !is_kind(object, Kind::Community) {
+            continue;
+        }
+        let ns = namespace_of(object);
+        let community = name_of(object);
+        let Some(list) = object
+            .pointer_mut("/spec/communities")
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for (i, alias) in list.iter_mut().enumerate() {
+            let Some(entry) = alias.as_object_mut() else {
+                continue;
+            };
+            let (Some(name), value) = (
+                entry
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                entry
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            ) else {
+                continue;
+            };
+            if !CommunityValue::looks_like_value(&name) {
+                continue;
+            }
+            let parsed = value.as_deref().and_then(|v| CommunityValue::parse(v).ok());
+            let known = CommunityValue::well_known(&name);
+            if known.is_some() && parsed == known {
+                continue;
+            }
+            let reads_as = match known {
+                Some(k) => format!("the well-known community {k}"),
+                None => "a community value".to_string(),
+            };
+            let new = match renamed.iter().find(|r| r.namespace == ns && r.old == name) {
+                Some(r) => r.new.clone(),
+                None => {
+                    let base: String = name
+                        .trim()
+                        .chars()
+                        .map(|c| {
+                            if c == ':' || c.is_whitespace() {
+                                '-'
+                            } else {
+                                c
+                            }
+                        })
+                        .collect();
+                    let mut new = format!("metallb-{base}");
+                    let mut k = 2;
+                    while taken.contains(&(ns.clone(), new.clone())) {
+                        new = format!("metallb-{base}-{k}");
+                        k += 1;
+                    }
+                    taken.insert((ns.clone(), new.clone()));
+                    renamed.push(Rename {
+                        namespace: ns.clone(),
+                        old: name.clone(),
+                        new: new.clone(),
+                        community: community.clone(),
+                        reads_as: reads_as.clone(),
+                    });
+                    new
+                }
+            };
+            entry.insert("name".into(), Value::String(new.clone()));
+            doc.comments.push(format!(
+                "spec.communities[{i}].name {name} was renamed to {new}: FerroLB reads {name} as {reads_as}, while in MetalLB this alias means {}",
+                value.as_deref().unwrap_or("(no value)")
+            ));
+        }
+    }
+    if renamed.is_empty() {
+        return Vec::new();
+    }
+    // The converted advertisements that name a renamed alias.
+    let mut changed: Vec<Vec<String>> = vec![Vec::new(); renamed.len()];
+    for doc in docs.iter_mut().filter(|d| d.converted) {
+        let Some(object) = doc.object.as_mut() else {
+            continue;
+        };
+        if !is_kind(object, Kind::BGPAdvertisement) {
+            continue;
+        }
+        let ns = namespace_of(object);
+        let adv = name_of(object);
+        let Some(list) = object
+            .pointer_mut("/spec/communities")
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for (i, c) in list.iter_mut().enumerate() {
+            let Some(text) = c.as_str().map(str::to_string) else {
+                continue;
+            };
+            if let Some(k) = renamed
+                .iter()
+                .position(|r| r.namespace == ns && r.old == text)
+            {
+                let new = &renamed[k].new;
+                *c = Value::String(new.clone());
+                doc.comments.push(format!(
+                    "spec.communities[{i}] {text} was changed to {new}, the renamed alias of Community {}",
+                    renamed[k].community
+                ));
+                if !changed[k].contains(&adv) {
+                    changed[k].push(adv.clone());
+                }
+            }
+        }
+    }
+    renamed
+        .iter()
+        .zip(changed)
+        .map(|(r, advs)| {
+            let (ns, old, new, community) = (&r.namespace, &r.old, &r.new, &r.community);
+            let object = if ns.is_empty() {
+                format!("Community {community}")
+            } else {
+                format!("Community {ns}/{community}")
+            };
+            let used = if advs.is_empty() {
+                format!("no BGPAdvertisement in {source_name} names it")
+            } else {
+                format!("BGPAdvertisement {} changed to match", advs.join(", "))
+            };
+            let where_ = if ns.is_empty() {
+                String::new()
+            } else {
+                format!(" in namespace {ns}")
+            };
+            format!(
+                "{source_name}: {object}: community alias {old} was renamed to {new}, because FerroLB reads {old} as {}; {used}; change any other BGPAdvertisement{where_} that names {old} to name {new}",
+                r.reads_as
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -2265,6 +2493,100 @@ items: []
     }
 
     #[test]
+    fn migrate_renames_aliases_that_read_as_community_values() {
+        let input = r#"apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: aliases, namespace: metallb-system}
+spec:
+  communities:
+  - {name: no-export, value: "65535:65281"}
+  - {name: no-advertise, value: "65000:2"}
+  - {name: "65000:1", value: "65000:10"}
+  - {name: metallb-no-advertise, value: "65000:3"}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: adv, namespace: metallb-system}
+spec:
+  communities: [no-advertise, no-export, "65000:1", metallb-no-advertise, no-advertise]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: elsewhere, namespace: other}
+spec:
+  communities: [no-advertise]
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: native, namespace: ferrolb-system}
+spec:
+  communities: [no-advertise]
+"#;
+        let m = migrate(input, "split.yaml");
+        // no-export means what FerroLB's well-known no-export means: kept.
+        assert_eq!(
+            *spec(&m, "Community", "aliases"),
+            json!({"communities": [
+                {"name": "no-export", "value": "65535:65281"},
+                {"name": "metallb-no-advertise-2", "value": "65000:2"},
+                {"name": "metallb-65000-1", "value": "65000:10"},
+                {"name": "metallb-no-advertise", "value": "65000:3"},
+            ]})
+        );
+        assert_eq!(
+            *spec(&m, "BGPAdvertisement", "adv"),
+            json!({"communities": [
+                "metallb-no-advertise-2", "no-export", "metallb-65000-1",
+                "metallb-no-advertise", "metallb-no-advertise-2",
+            ]})
+        );
+        // Another namespace's aliases, and FerroLB's own objects, are untouched.
+        assert_eq!(
+            *spec(&m, "BGPAdvertisement", "elsewhere"),
+            json!({"communities": ["no-advertise"]})
+        );
+        assert_eq!(
+            *spec(&m, "BGPAdvertisement", "native"),
+            json!({"communities": ["no-advertise"]})
+        );
+        assert_eq!(
+            doc(&m, "Community", "aliases").comments,
+            vec![
+                RENAMED,
+                "spec.communities[1].name no-advertise was renamed to metallb-no-advertise-2: FerroLB reads no-advertise as the well-known community 65535:65282, while in MetalLB this alias means 65000:2",
+                "spec.communities[2].name 65000:1 was renamed to metallb-65000-1: FerroLB reads 65000:1 as a community value, while in MetalLB this alias means 65000:10",
+            ]
+        );
+        assert_eq!(
+            doc(&m, "BGPAdvertisement", "adv").comments,
+            vec![
+                RENAMED,
+                "spec.communities[0] no-advertise was changed to metallb-no-advertise-2, the renamed alias of Community aliases",
+                "spec.communities[2] 65000:1 was changed to metallb-65000-1, the renamed alias of Community aliases",
+                "spec.communities[4] no-advertise was changed to metallb-no-advertise-2, the renamed alias of Community aliases",
+            ]
+        );
+        assert_eq!(
+            m.notices,
+            vec![
+                "split.yaml: Community ferrolb-system/aliases: community alias no-advertise was renamed to metallb-no-advertise-2, because FerroLB reads no-advertise as the well-known community 65535:65282; BGPAdvertisement adv changed to match; change any other BGPAdvertisement in namespace ferrolb-system that names no-advertise to name metallb-no-advertise-2",
+                "split.yaml: Community ferrolb-system/aliases: community alias 65000:1 was renamed to metallb-65000-1, because FerroLB reads 65000:1 as a community value; BGPAdvertisement adv changed to match; change any other BGPAdvertisement in namespace ferrolb-system that names 65000:1 to name metallb-65000-1",
+            ]
+        );
+        let errors = validation_errors(&m.to_yaml());
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_round_trip(&m);
+        // A Community alone: renamed all the same, and said so.
+        let alone = migrate(split_documents(input)[0].text, "community.yaml");
+        assert_eq!(alone.notices.len(), 2);
+        assert!(
+            alone.notices[0].contains("no BGPAdvertisement in community.yaml names it; change any other BGPAdvertisement in namespace ferrolb-system that names no-advertise to name metallb-no-advertise-2"),
+            "{:?}",
+            alone.notices
+        );
+    }
+
+    #[test]
     fn migrate_to_yaml_layout() {
         let m = Migration {
             documents: vec![
@@ -2273,12 +2595,14 @@ items: []
                     object: Some(
                         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}),
                     ),
+                    converted: false,
                 },
                 MigratedDocument {
                     comments: vec!["only a note".into()],
-                    object: None,
+                    ..MigratedDocument::default()
                 },
             ],
+            notices: Vec::new(),
         };
         assert_eq!(
             m.to_yaml(),

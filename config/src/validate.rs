@@ -372,11 +372,25 @@ fn validate_communities(cfg: &Config, out: &mut Vec<Problem>) -> BTreeSet<(Strin
                     None,
                     "alias name is empty",
                 );
-            } else if CommunityValue::looks_like_value(&alias.name) {
+            } else if alias.name.contains(':') {
                 s.error(
                     format!("spec.communities[{i}].name"),
                     Some(alias.name.clone()),
-                    "an alias name must not look like a community value (no ':' and not a well-known name)",
+                    "an alias name must not contain ':' (it would read as a community value); `ferrolb-controller migrate` renames such MetalLB aliases",
+                );
+            } else if let Some(known) = CommunityValue::well_known(&alias.name)
+                && let Ok(value) = CommunityValue::parse(&alias.value)
+                && value != known
+            {
+                // The same name and value as the well-known community is
+                // harmless: it means the same wherever it is used.
+                let n = alias.name.trim();
+                s.error(
+                    format!("spec.communities[{i}].name"),
+                    Some(alias.name.clone()),
+                    format!(
+                        "conflicts with the well-known community {n} ({known}): this alias gives it the value {value}, but a BGPAdvertisement naming {n} always gets {known}; rename the alias (`ferrolb-controller migrate` renames it to metallb-{n}) or set its value to {known}"
+                    ),
                 );
             } else if !seen.insert(alias.name.clone()) {
                 s.error(
@@ -1354,6 +1368,48 @@ spec: {myASN: 64512, peerASN: 64514, peerAddress: 192.0.2.2}
                 (Severity::Error, "spec.communities[0]".to_string()),
                 (Severity::Error, "spec.peers[0]".to_string()),
             ]
+        );
+    }
+
+    #[test]
+    fn community_aliases_named_like_well_known_communities() {
+        let cfg = config_of(
+            "apiVersion: ferrolb.io/v1beta1
+kind: Community
+metadata: {name: metallb}
+spec:
+  communities:
+  - {name: no-export, value: \"65535:65281\"}
+  - {name: no-advertise, value: no-advertise}
+  - {name: blackhole, value: \"65000:666\"}
+  - {name: \"65000:1\", value: \"65000:2\"}
+  - {name: no-peer, value: \"65535:99999\"}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: adv}
+spec: {communities: [no-export, no-advertise]}
+",
+        );
+        let got: Vec<String> = validate(&cfg).iter().map(|p| p.to_string()).collect();
+        // The first two mean what the well-known names mean: accepted.
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert!(
+            got[0].contains(
+                "error: Community ferrolb-system/metallb: spec.communities[2].name \"blackhole\": conflicts with the well-known community blackhole (65535:666): this alias gives it the value 65000:666, but a BGPAdvertisement naming blackhole always gets 65535:666; rename the alias (`ferrolb-controller migrate` renames it to metallb-blackhole) or set its value to 65535:666"
+            ),
+            "{got:#?}"
+        );
+        assert!(
+            got[1].contains(
+                "spec.communities[3].name \"65000:1\": an alias name must not contain ':'"
+            ),
+            "{got:#?}"
+        );
+        // A bad value is reported on the value only.
+        assert!(
+            got[2].contains("spec.communities[4].value \"65535:99999\""),
+            "{got:#?}"
         );
     }
 

@@ -70,6 +70,39 @@ fn read_input(file: &Path) -> std::io::Result<String> {
     }
 }
 
+/// What `migrate` prints for one input, and whether it succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateOutput {
+    /// The converted manifest.
+    pub stdout: String,
+    /// Lines for stderr: what changed names and the count of notes.
+    pub stderr: Vec<String>,
+    /// Whether the command succeeds.
+    pub success: bool,
+}
+
+/// Converts `input`, read from `name`.
+pub fn migrate_output(input: &str, name: &str) -> MigrateOutput {
+    let migration = ferrolb_config::migrate::migrate(input, name);
+    let mut stderr: Vec<String> = migration
+        .notices
+        .iter()
+        .map(|n| format!("note: {n}"))
+        .collect();
+    let notes = migration.comment_count();
+    if notes > 0 {
+        stderr.push(format!(
+            "{notes} notes written as comments in the output: read them before applying"
+        ));
+    }
+    let success = true;
+    MigrateOutput {
+        stdout: migration.to_yaml(),
+        stderr,
+        success,
+    }
+}
+
 /// `ferrolb-controller migrate FILE`
 pub fn migrate(file: &Path) -> ExitCode {
     let input = match read_input(file) {
@@ -79,11 +112,36 @@ pub fn migrate(file: &Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let migration = ferrolb_config::migrate::migrate(&input, &file.display().to_string());
-    print!("{}", migration.to_yaml());
-    let notes = migration.comment_count();
-    if notes > 0 {
-        eprintln!("{notes} notes written as comments in the output: read them before applying");
+    let out = migrate_output(&input, &file.display().to_string());
+    print!("{}", out.stdout);
+    for line in &out.stderr {
+        eprintln!("{line}");
     }
-    ExitCode::SUCCESS
+    if out.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrate_says_on_stderr_which_aliases_it_renamed() {
+        let input = "apiVersion: metallb.io/v1beta1\nkind: Community\nmetadata: {name: c, namespace: metallb-system}\nspec:\n  communities: [{name: no-export, value: \"65000:1\"}, {name: no-peer, value: \"65535:65284\"}]\n---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: adv, namespace: metallb-system}\nspec: {communities: [no-export, no-peer]}\n";
+        let out = migrate_output(input, "metallb.yaml");
+        assert!(out.success);
+        assert_eq!(
+            out.stderr[0],
+            "note: metallb.yaml: Community ferrolb-system/c: community alias no-export was renamed to metallb-no-export, because FerroLB reads no-export as the well-known community 65535:65281; BGPAdvertisement adv changed to match; change any other BGPAdvertisement in namespace ferrolb-system that names no-export to name metallb-no-export"
+        );
+        assert_eq!(out.stderr.len(), 2, "{:?}", out.stderr);
+        assert!(
+            out.stdout.contains("- metallb-no-export\n"),
+            "{}",
+            out.stdout
+        );
+    }
 }
