@@ -10,7 +10,8 @@
 //! - moves objects from `metallb-system` to `ferrolb-system`;
 //! - splits the deprecated `AddressPool` kind into an `IPAddressPool` and its
 //!   advertisements;
-//! - converts the legacy `config` ConfigMap (MetalLB before v0.13) into objects;
+//! - converts the legacy `config` ConfigMap (MetalLB before v0.13) into objects,
+//!   and that configuration alone (its `data.config` text) the same way;
 //! - leaves out MetalLB's runtime status kinds.
 //!
 //! Nothing is dropped or changed silently except API-server bookkeeping: every
@@ -115,6 +116,11 @@ impl Migration {
             }
         }
         out
+    }
+
+    /// Number of documents with an object.
+    pub fn object_count(&self) -> usize {
+        self.documents.iter().filter(|d| d.object.is_some()).count()
     }
 
     /// Number of comments (things a person should look at).
@@ -247,6 +253,14 @@ fn convert_value(value: Value, loc: &Loc, out: &mut Vec<MigratedDocument>) {
             return;
         }
     };
+    if loc.item.is_none()
+        && !obj.contains_key("apiVersion")
+        && !obj.contains_key("kind")
+        && LEGACY_KEYS.iter().any(|k| obj.contains_key(*k))
+    {
+        convert_legacy_text(&obj, loc, out);
+        return;
+    }
     let (api_version, kind) = match (required_str(&obj, "apiVersion"), required_str(&obj, "kind")) {
         (Ok(a), Ok(k)) => (a, k),
         (Err(e), _) | (_, Err(e)) => {
@@ -992,7 +1006,11 @@ fn convert_configmap(cm: &Map<String, Value>, loc: &Loc, out: &mut Vec<MigratedD
         }
         _ => return false,
     };
-    out.extend(convert_legacy(cm, &config, loc));
+    let head = format!(
+        "the legacy MetalLB ConfigMap {} was converted into the objects that follow; the ConfigMap itself is not carried over",
+        name.trim()
+    );
+    out.extend(convert_legacy(cm, &config, loc, head));
     true
 }
 
@@ -1158,20 +1176,34 @@ fn legacy_meta(name: &str, cm: &Meta) -> Meta {
 }
 
 /// The legacy ConfigMap's configuration as FerroLB objects.
+/// MetalLB's legacy configuration given as it is, without its ConfigMap
+/// (what `kubectl get configmap config -n metallb-system -o
+/// jsonpath='{.data.config}'` prints): converted as that ConfigMap is.
+fn convert_legacy_text(config: &Map<String, Value>, loc: &Loc, out: &mut Vec<MigratedDocument>) {
+    let mut cm = Map::new();
+    cm.insert(
+        "metadata".into(),
+        serde_json::json!({"name": "config", "namespace": METALLB_NAMESPACE}),
+    );
+    let head = loc.at(format!(
+        "MetalLB's legacy configuration (the data.config of its ConfigMap config in namespace {METALLB_NAMESPACE}) was converted into the objects that follow"
+    ));
+    out.extend(convert_legacy(&cm, config, loc, head));
+}
+
+/// The legacy configuration `config` of ConfigMap `cm` as FerroLB objects;
+/// `head` is the first note.
 fn convert_legacy(
     cm: &Map<String, Value>,
     config: &Map<String, Value>,
     loc: &Loc,
+    head: String,
 ) -> Vec<MigratedDocument> {
-    let mut head = Vec::new();
+    let mut head = vec![head];
     let cm_meta = match convert_metadata(cm, "ConfigMap", &mut Vec::new()) {
         Ok(m) => m,
         Err(e) => return vec![loc.failed(format!("{e}; not converted"))],
     };
-    head.push(format!(
-        "the legacy MetalLB ConfigMap {} was converted into the objects that follow; the ConfigMap itself is not carried over",
-        cm_meta.name
-    ));
     if cm_meta.renamed {
         head.push(format!(
             "namespace {METALLB_NAMESPACE} was renamed to {DEFAULT_NAMESPACE}"
@@ -1952,6 +1984,51 @@ mod tests {
                 vec![],
                 vec![],
             ]
+        );
+    }
+
+    #[test]
+    fn migrate_legacy_configuration_text_as_its_configmap() {
+        // What `kubectl get cm config -n metallb-system -o jsonpath='{.data.config}'` prints.
+        let cm: Value = serde_saphyr::from_str(LEGACY).unwrap();
+        let text = cm["data"]["config"].as_str().unwrap();
+        assert!(text.starts_with("peers:"), "{text}");
+        let from_text = migrate(text, "config.yaml");
+        let from_cm = migrate(LEGACY, "legacy-configmap.yaml");
+        let objects = |m: &Migration| -> Vec<Value> {
+            m.documents
+                .iter()
+                .filter_map(|d| d.object.clone())
+                .collect()
+        };
+        assert_eq!(objects(&from_text), objects(&from_cm));
+        assert_eq!(objects(&from_text).len(), 9);
+        assert!(from_text.documents.iter().all(|d| d.object.is_some()));
+        // The same notes, but the first, which says what was read.
+        let comments = |m: &Migration| -> Vec<Vec<String>> {
+            m.documents.iter().map(|d| d.comments.clone()).collect()
+        };
+        let (mut a, mut b) = (comments(&from_text), comments(&from_cm));
+        assert_eq!(
+            a[0].remove(0),
+            "config.yaml:1 (document 1): MetalLB's legacy configuration (the data.config of its ConfigMap config in namespace metallb-system) was converted into the objects that follow"
+        );
+        b[0].remove(0);
+        assert_eq!(a, b);
+        assert!(validation_errors(&from_text.to_yaml()).is_empty());
+        // Only the legacy keys make a document without apiVersion and kind
+        // legacy configuration; an empty one converts to nothing, and says so.
+        let m = migrate("peers: []\n", "empty.yaml");
+        assert_eq!(m.documents.len(), 1);
+        assert_eq!(m.documents[0].object, None);
+        assert_eq!(
+            m.documents[0].comments.last().map(String::as_str),
+            Some("data.config defines no objects")
+        );
+        let m = migrate("listen: 8080\n", "other.yaml");
+        assert_eq!(
+            m.documents[0].comments,
+            ["other.yaml:1 (document 1): document has no apiVersion; not converted"]
         );
     }
 

@@ -75,9 +75,10 @@ fn read_input(file: &Path) -> std::io::Result<String> {
 pub struct MigrateOutput {
     /// The converted manifest.
     pub stdout: String,
-    /// Lines for stderr: what changed names and the count of notes.
+    /// Lines for stderr: what changed names, the count of notes, and why
+    /// the command fails when it does.
     pub stderr: Vec<String>,
-    /// Whether the command succeeds.
+    /// False when the input yields no object at all.
     pub success: bool,
 }
 
@@ -95,7 +96,17 @@ pub fn migrate_output(input: &str, name: &str) -> MigrateOutput {
             "{notes} notes written as comments in the output: read them before applying"
         ));
     }
-    let success = true;
+    let success = migration.object_count() > 0;
+    if !success {
+        stderr.push(format!(
+            "error: {name}: nothing was converted: it holds no MetalLB object, legacy MetalLB configuration or other object to carry over{}",
+            if notes > 0 {
+                " (the comments in the output say why for each document)"
+            } else {
+                " (it is empty)"
+            }
+        ));
+    }
     MigrateOutput {
         stdout: migration.to_yaml(),
         stderr,
@@ -127,6 +138,44 @@ pub fn migrate(file: &Path) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn migrate_fails_naming_the_file_when_nothing_is_converted() {
+        for (input, why) in [
+            ("", "(it is empty)"),
+            ("# only a comment\n", "(it is empty)"),
+            ("listen: 8080\n", "say why for each document"),
+            (
+                "apiVersion: metallb.io/v1beta1\nkind: ServiceL2Status\nmetadata: {name: x}\n",
+                "say why for each document",
+            ),
+            ("peers: []\n", "say why for each document"),
+        ] {
+            let out = migrate_output(input, "cm.txt");
+            assert!(!out.success, "{input:?}: {out:?}");
+            let last = out.stderr.last().unwrap();
+            assert!(
+                last.starts_with("error: cm.txt: nothing was converted") && last.contains(why),
+                "{input:?}: {last}"
+            );
+        }
+    }
+
+    #[test]
+    fn migrate_converts_the_legacy_configuration_text() {
+        let text = "peers:\n- {peer-address: 192.0.2.1, peer-asn: 64501, my-asn: 64500}\naddress-pools:\n- {name: lan, protocol: layer2, addresses: [198.51.100.0/28]}\nbgp-communities: {edge: \"64500:1\"}\n";
+        let out = migrate_output(text, "config.txt");
+        assert!(out.success, "{out:?}");
+        for kind in [
+            "kind: BGPPeer",
+            "kind: IPAddressPool",
+            "kind: L2Advertisement",
+            "kind: Community",
+        ] {
+            assert!(out.stdout.contains(kind), "{kind}: {}", out.stdout);
+        }
+        assert!(out.stdout.contains("namespace: ferrolb-system"));
+    }
 
     #[test]
     fn migrate_says_on_stderr_which_aliases_it_renamed() {
