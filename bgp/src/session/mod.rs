@@ -63,6 +63,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{ConfigError, GracefulRestartConfig, MaxPrefixAction, PeerAs, SessionConfig};
@@ -344,7 +345,7 @@ impl Session {
     }
 
     /// Our routes (the Adj-RIB-Out as configured).
-    pub fn routes(&self) -> &BTreeMap<Prefix, RouteAttributes> {
+    pub fn routes(&self) -> &BTreeMap<Prefix, Arc<RouteAttributes>> {
         self.rib_out.routes()
     }
 
@@ -366,8 +367,10 @@ impl Session {
 
     /// Announces `prefix` (or changes its attributes). Sent at the next poll
     /// when established; re-announcing an unchanged route sends nothing.
-    pub fn announce(&mut self, prefix: Prefix, attrs: RouteAttributes) {
-        self.rib_out.announce(prefix, attrs);
+    /// Routes that share attributes may share one `Arc` (many prefixes,
+    /// one copy of their communities).
+    pub fn announce(&mut self, prefix: Prefix, attrs: impl Into<Arc<RouteAttributes>>) {
+        self.rib_out.announce(prefix, attrs.into());
         self.schedule_flush();
     }
 

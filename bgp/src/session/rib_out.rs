@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
 
 use crate::error::EncodeError;
 use crate::message::attribute::{
@@ -179,15 +180,15 @@ impl Exporter<'_> {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AdjRibOut {
     /// What we want the peer to have.
-    routes: BTreeMap<Prefix, RouteAttributes>,
+    routes: BTreeMap<Prefix, Arc<RouteAttributes>>,
     /// What the peer was sent, on the current session.
-    sent: BTreeMap<Prefix, RouteAttributes>,
+    sent: BTreeMap<Prefix, Arc<RouteAttributes>>,
     /// Prefixes changed since the last flush.
     dirty: BTreeSet<Prefix>,
 }
 
 impl AdjRibOut {
-    pub(crate) fn announce(&mut self, prefix: Prefix, attrs: RouteAttributes) {
+    pub(crate) fn announce(&mut self, prefix: Prefix, attrs: Arc<RouteAttributes>) {
         self.routes.insert(prefix, attrs);
         self.dirty.insert(prefix);
     }
@@ -198,7 +199,7 @@ impl AdjRibOut {
         }
     }
 
-    pub(crate) fn routes(&self) -> &BTreeMap<Prefix, RouteAttributes> {
+    pub(crate) fn routes(&self) -> &BTreeMap<Prefix, Arc<RouteAttributes>> {
         &self.routes
     }
 
@@ -237,7 +238,7 @@ impl AdjRibOut {
             }
         }
         let (announced, unsent) =
-            ex.announcements(announce.iter().map(|(p, a)| (*p, *a)), problems);
+            ex.announcements(announce.iter().map(|(p, a)| (*p, &***a)), problems);
         // A route that was sent but can no longer be is withdrawn.
         for p in &unsent {
             if self.sent.contains_key(p) {
@@ -276,7 +277,7 @@ impl AdjRibOut {
             .sent
             .iter()
             .filter(|(p, _)| p.unicast_family() == family)
-            .map(|(p, a)| (*p, a));
+            .map(|(p, a)| (*p, &**a));
         ex.announcements(routes, problems).0
     }
 

@@ -22,6 +22,7 @@ pub mod socket;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -152,7 +153,7 @@ pub struct SessionStatus {
 }
 
 enum Command {
-    Announce(Prefix, RouteAttributes),
+    Announce(Prefix, Arc<RouteAttributes>),
     Withdraw(Prefix),
     BfdDown,
     Status(oneshot::Sender<SessionStatus>),
@@ -183,9 +184,13 @@ pub struct TaskEnded;
 
 impl SessionHandle {
     /// Announces `prefix` (see [`Session::announce`]).
-    pub fn announce(&self, prefix: Prefix, attrs: RouteAttributes) -> Result<(), TaskEnded> {
+    pub fn announce(
+        &self,
+        prefix: Prefix,
+        attrs: impl Into<Arc<RouteAttributes>>,
+    ) -> Result<(), TaskEnded> {
         self.commands
-            .send(Command::Announce(prefix, attrs))
+            .send(Command::Announce(prefix, attrs.into()))
             .map_err(|_| TaskEnded)
     }
 

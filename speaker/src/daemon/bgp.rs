@@ -5,6 +5,7 @@
 //! path failure.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ferrolb_bgp::Prefix;
@@ -35,7 +36,7 @@ struct Run {
     generation: u64,
     fingerprint: String,
     handle: SessionHandle,
-    routes: BTreeMap<Prefix, RouteAttributes>,
+    routes: BTreeMap<Prefix, Arc<RouteAttributes>>,
     bfd_discriminator: Option<u32>,
     state: PeerState,
 }

@@ -34,6 +34,7 @@ use tokio::sync::{Notify, watch};
 use ferrolb_controller::cluster::{ConfigStores, follow, reflect_with, strip_managed_fields};
 
 use super::Snapshot;
+use super::status::{BGP_KIND, L2_KIND, Report};
 
 /// How long a burst of watch events may take before a round.
 const DEBOUNCE: Duration = Duration::from_millis(20);
@@ -105,7 +106,7 @@ pub struct ClusterSource {
     notify: Arc<Notify>,
     pending: bool,
     ready: bool,
-    status: watch::Sender<Vec<Value>>,
+    status: watch::Sender<Arc<Report>>,
 }
 
 impl ClusterSource {
@@ -159,7 +160,7 @@ impl ClusterSource {
             secrets: reflect_with(Api::namespaced(client.clone(), ns), notify.clone(), keep),
             config: ConfigStores::start(&client, ns, &notify),
         };
-        let (status, rx) = watch::channel(Vec::new());
+        let (status, rx) = watch::channel(Arc::new(Report::default()));
         tokio::spawn(writer(client, opts.clone(), rx));
         ClusterSource {
             stores,
@@ -231,8 +232,8 @@ impl super::Source for ClusterSource {
         Some(self.snapshot())
     }
 
-    fn publish(&mut self, docs: Vec<Value>) {
-        self.status.send_replace(docs);
+    fn publish(&mut self, report: Arc<Report>) {
+        self.status.send_replace(report);
     }
 }
 
@@ -247,11 +248,21 @@ pub fn status_name(service: &str, node: &str) -> String {
     format!("{}-{hash:016x}", &name[..200])
 }
 
-/// Writes the status documents as they change; failures are logged and
+/// A digest of a document, to tell whether it changed since it was
+/// written (the documents themselves are not kept).
+fn digest(doc: &impl serde::Serialize) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(&serde_json::to_vec(doc).unwrap_or_default());
+    h.finish()
+}
+
+/// Writes the status objects as they change; failures are logged and
 /// retried with the next change or after a while.
-async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value>>) {
+async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Arc<Report>>) {
     let manager = format!("ferrolb-speaker-{}", opts.node);
-    let mut written: BTreeMap<(String, String, String), Value> = BTreeMap::new();
+    // What was written, as digests: (kind, namespace, name) -> digest.
+    let mut written: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     let mut excluded_reported: Option<String> = None;
     let events = ferrolb_controller::cluster::write::EventPublisher::new(
         client.clone(),
@@ -262,8 +273,8 @@ async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value
     // The last error reported per peer, so that each is one Event.
     let mut peer_errors: BTreeMap<String, Option<String>> = BTreeMap::new();
     loop {
-        let docs = rx.borrow_and_update().clone();
-        for (service, event) in announced.diff(&docs, &opts.node) {
+        let report = rx.borrow_and_update().clone();
+        for (service, event) in announced.diff(&report) {
             if let Err(e) = events.publish(&event, &service).await {
                 tracing::warn!(
                     "cannot record an Event on Service {}/{}: {e}",
@@ -274,103 +285,107 @@ async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value
         }
         let mut wanted: BTreeSet<(String, String, String)> = BTreeSet::new();
         let mut ok = true;
-        for doc in &docs {
+        for doc in report.service_documents() {
             let kind = doc["kind"].as_str().unwrap_or_default().to_string();
-            match kind.as_str() {
-                "ServiceL2Status" | "ServiceBGPStatus" => {
-                    let ns = doc["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or("default")
-                        .to_string();
-                    let svc = doc["status"]["serviceName"].as_str().unwrap_or_default();
-                    let name = status_name(svc, &opts.node);
-                    let key = (kind.clone(), ns.clone(), name.clone());
-                    wanted.insert(key.clone());
-                    if written.get(&key) == Some(doc) {
-                        continue;
+            let ns = doc["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string();
+            let svc = doc["status"]["serviceName"].as_str().unwrap_or_default();
+            let name = status_name(svc, &opts.node);
+            let key = (kind.clone(), ns.clone(), name.clone());
+            wanted.insert(key.clone());
+            let hash = digest(&doc);
+            if written.get(&key) == Some(&hash) {
+                continue;
+            }
+            match write_service_status(&client, &manager, &ns, &name, &doc).await {
+                Ok(()) => {
+                    // One node answers for a Service's layer-2 IPs: the
+                    // others' objects (a speaker that died leaves its own)
+                    // are stale.
+                    if kind == L2_KIND
+                        && !written.contains_key(&key)
+                        && let Err(e) =
+                            delete_other_l2_statuses(&client, &ns, &doc, &opts.node).await
+                    {
+                        tracing::warn!("cannot remove stale ServiceL2Status in {ns}: {e}");
                     }
-                    match write_service_status(&client, &manager, &ns, &name, doc).await {
-                        Ok(()) => {
-                            // One node answers for a Service's layer-2 IPs:
-                            // the others' objects (a speaker that died
-                            // leaves its own) are stale.
-                            if kind == "ServiceL2Status"
-                                && !written.contains_key(&key)
-                                && let Err(e) =
-                                    delete_other_l2_statuses(&client, &ns, doc, &opts.node).await
-                            {
-                                tracing::warn!("cannot remove stale ServiceL2Status in {ns}: {e}");
-                            }
-                            written.insert(key, doc.clone());
-                        }
-                        Err(e) => {
-                            ok = false;
-                            tracing::warn!("cannot write {kind} {ns}/{name}: {e}");
-                        }
-                    }
+                    written.insert(key, hash);
                 }
-                "BGPPeer" => {
-                    let name = doc["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    let key = (kind.clone(), opts.namespace.clone(), name.clone());
-                    if written.get(&key) == Some(doc) {
-                        continue;
-                    }
-                    let session = doc["status"]["sessions"][0].clone();
-                    let message = session["message"].as_str().map(str::to_string);
-                    if message != peer_errors.get(&name).cloned().flatten() {
-                        if let Some(text) = &message
-                            && let Err(e) = peer_warning(&events, &opts, &name, text).await
-                        {
-                            tracing::warn!("cannot record an Event on BGPPeer {name}: {e}");
-                        }
-                        peer_errors.insert(name.clone(), message);
-                    }
-                    match write_peer_session(&client, &opts, &name, session).await {
-                        Ok(()) => {
-                            written.insert(key, doc.clone());
-                        }
-                        Err(e) => {
-                            ok = false;
-                            tracing::warn!("cannot write BGPPeer {name} status: {e}");
-                        }
-                    }
+                Err(e) => {
+                    ok = false;
+                    tracing::warn!("cannot write {kind} {ns}/{name}: {e}");
                 }
-                "SpeakerStatus" => {
-                    let excluded = doc["status"]["excluded"].as_str().map(str::to_string);
-                    if excluded != excluded_reported {
-                        if let Some(reason) = &excluded
-                            && let Err(e) = node_warning(&client, &opts.node, reason).await
-                        {
-                            tracing::warn!("cannot record an Event on Node {}: {e}", opts.node);
-                        }
-                        excluded_reported = excluded;
-                    }
-                    let key = (kind.clone(), opts.namespace.clone(), opts.node.clone());
-                    if written.get(&key) == Some(doc) {
-                        continue;
-                    }
-                    match write_configuration_state(&client, &manager, &opts, doc).await {
-                        Ok(()) => {
-                            written.insert(key, doc.clone());
-                        }
-                        Err(e) => {
-                            ok = false;
-                            tracing::warn!("cannot write this speaker's ConfigurationState: {e}");
-                        }
-                    }
+            }
+        }
+        for (name, session) in report.sessions() {
+            let key = (
+                "BGPPeer".to_string(),
+                opts.namespace.clone(),
+                name.to_string(),
+            );
+            let hash = digest(&session);
+            if written.get(&key) == Some(&hash) {
+                continue;
+            }
+            let message = session["message"].as_str().map(str::to_string);
+            if message != peer_errors.get(name).cloned().flatten() {
+                if let Some(text) = &message
+                    && let Err(e) = peer_warning(&events, &opts, name, text).await
+                {
+                    tracing::warn!("cannot record an Event on BGPPeer {name}: {e}");
                 }
-                _ => {}
+                peer_errors.insert(name.to_string(), message);
+            }
+            match write_peer_session(&client, &opts, name, session).await {
+                Ok(()) => {
+                    written.insert(key, hash);
+                }
+                Err(e) => {
+                    ok = false;
+                    tracing::warn!("cannot write BGPPeer {name} status: {e}");
+                }
+            }
+        }
+        let excluded = report.desired.node_excluded.clone();
+        if excluded != excluded_reported {
+            if let Some(reason) = &excluded
+                && let Err(e) = node_warning(&client, &opts.node, reason).await
+            {
+                tracing::warn!("cannot record an Event on Node {}: {e}", opts.node);
+            }
+            excluded_reported = excluded.clone();
+        }
+        let key = (
+            "ConfigurationState".to_string(),
+            opts.namespace.clone(),
+            opts.node.clone(),
+        );
+        let hash = digest(&(&excluded, &report.problems));
+        if written.get(&key) != Some(&hash) {
+            match write_configuration_state(
+                &client,
+                &manager,
+                &opts,
+                &report.problems,
+                excluded.as_deref(),
+            )
+            .await
+            {
+                Ok(()) => {
+                    written.insert(key, hash);
+                }
+                Err(e) => {
+                    ok = false;
+                    tracing::warn!("cannot write this speaker's ConfigurationState: {e}");
+                }
             }
         }
         // Status objects of Services this node no longer announces.
         let stale: Vec<(String, String, String)> = written
             .keys()
-            .filter(|k| {
-                (k.0 == "ServiceL2Status" || k.0 == "ServiceBGPStatus") && !wanted.contains(*k)
-            })
+            .filter(|k| (k.0 == L2_KIND || k.0 == BGP_KIND) && !wanted.contains(*k))
             .cloned()
             .collect();
         for key in stale {
@@ -390,6 +405,7 @@ async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value
                 }
             }
         }
+        drop(report);
         let retry = if ok {
             Duration::from_secs(300)
         } else {
@@ -406,12 +422,12 @@ async fn writer(client: Client, opts: Options, mut rx: watch::Receiver<Vec<Value
 }
 
 /// What this node announced, as last reported in Events: per Service
-/// (namespace, name), the layer-2 and BGP announcements; and the conflicts
-/// already reported.
+/// (namespace, name), the layer-2 announcement and a digest of the BGP
+/// peers; and the conflicts already reported.
 #[derive(Default)]
 pub struct ServiceEvents {
     l2: BTreeSet<(String, String)>,
-    bgp: BTreeMap<(String, String), Vec<String>>,
+    bgp: BTreeMap<(String, String), u64>,
     conflicts: BTreeSet<(String, String)>,
 }
 
@@ -441,49 +457,31 @@ fn kube_event(warning: bool, reason: &str, note: String) -> kube::runtime::event
 }
 
 impl ServiceEvents {
-    /// The Events that the new status documents call for: announcing,
-    /// withdrawn (with the reasons), and conflicts.
+    /// The Events that the new status calls for: announcing, withdrawn
+    /// (with the reasons), and conflicts.
     pub fn diff(
         &mut self,
-        docs: &[Value],
-        node: &str,
+        report: &Report,
     ) -> Vec<(
         k8s_openapi::api::core::v1::ObjectReference,
         kube::runtime::events::Event,
     )> {
-        let key = |d: &Value| {
-            (
-                d["status"]["serviceNamespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                d["status"]["serviceName"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        };
-        let speaker = docs
-            .iter()
-            .find(|d| d["kind"] == "SpeakerStatus")
-            .map(|d| d["status"].clone())
-            .unwrap_or(Value::Null);
-        // Reasons per Service `ns/name` for what this node does not announce.
+        let node = report.node.as_str();
+        let services = &report.desired.services;
+        // Reasons for what this node does not announce of Service ns/name
+        // (the decisions are sorted by namespace, then name).
         let reasons = |ns: &str, name: &str| -> String {
-            let who = format!("{ns}/{name}");
-            let mut all: Vec<String> = speaker["notAnnounced"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|e| e["service"] == who.as_str())
-                .flat_map(|e| {
-                    e["reasons"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|r| r.as_str().map(str::to_string))
-                        .collect::<Vec<_>>()
+            let found = services
+                .binary_search_by(|s| {
+                    (s.key.namespace.as_str(), s.key.name.as_str()).cmp(&(ns, name))
                 })
+                .ok()
+                .map(|i| &services[i]);
+            let mut all: Vec<&str> = found
+                .into_iter()
+                .flat_map(|s| &s.ips)
+                .flat_map(|d| &d.reasons)
+                .map(String::as_str)
                 .collect();
             all.dedup();
             if all.is_empty() {
@@ -493,117 +491,92 @@ impl ServiceEvents {
             }
         };
         let mut out = Vec::new();
-        let l2: BTreeMap<(String, String), Vec<String>> = docs
-            .iter()
-            .filter(|d| d["kind"] == "ServiceL2Status")
-            .map(|d| {
-                let ifaces = d["status"]["interfaces"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|i| i["name"].as_str().map(str::to_string))
-                    .collect();
-                (key(d), ifaces)
-            })
-            .collect();
-        for ((ns, name), ifaces) in &l2 {
-            if !self.l2.contains(&(ns.clone(), name.clone())) {
-                let on = if ifaces.is_empty() {
-                    String::new()
-                } else {
-                    format!(" on {}", ifaces.join(", "))
-                };
-                out.push((
-                    service_ref(ns, name),
-                    kube_event(
-                        false,
-                        "Announcing",
-                        format!("announcing from {node}{on} (layer 2)"),
-                    ),
-                ));
-            }
-        }
-        for (ns, name) in &self.l2 {
-            if !l2.contains_key(&(ns.clone(), name.clone())) {
-                out.push((
-                    service_ref(ns, name),
-                    kube_event(
-                        false,
-                        "Withdrawn",
-                        format!(
-                            "{node} no longer announces it on layer 2: {}",
-                            reasons(ns, name)
+        let mut l2 = BTreeSet::new();
+        let mut bgp = BTreeMap::new();
+        for s in services {
+            let key = (s.key.namespace.clone(), s.key.name.clone());
+            if report.owns_l2(s) {
+                if !self.l2.contains(&key) {
+                    let ifaces = report.l2_interfaces(s);
+                    let on = if ifaces.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" on {}", ifaces.join(", "))
+                    };
+                    out.push((
+                        service_ref(&key.0, &key.1),
+                        kube_event(
+                            false,
+                            "Announcing",
+                            format!("announcing from {node}{on} (layer 2)"),
                         ),
-                    ),
-                ));
+                    ));
+                }
+                l2.insert(key.clone());
             }
-        }
-        self.l2 = l2.into_keys().collect();
-        let bgp: BTreeMap<(String, String), Vec<String>> = docs
-            .iter()
-            .filter(|d| d["kind"] == "ServiceBGPStatus")
-            .map(|d| {
-                let peers = d["status"]["peers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p.as_str().map(str::to_string))
-                    .collect();
-                (key(d), peers)
-            })
-            .collect();
-        for ((ns, name), peers) in &bgp {
-            if self.bgp.get(&(ns.clone(), name.clone())) != Some(peers) {
-                out.push((
-                    service_ref(ns, name),
-                    kube_event(
-                        false,
-                        "Announcing",
-                        format!("announcing from {node} to BGP peers {}", peers.join(", ")),
-                    ),
-                ));
-            }
-        }
-        for (ns, name) in self.bgp.keys() {
-            if !bgp.contains_key(&(ns.clone(), name.clone())) {
-                out.push((
-                    service_ref(ns, name),
-                    kube_event(
-                        false,
-                        "Withdrawn",
-                        format!(
-                            "{node} no longer announces it over BGP: {}",
-                            reasons(ns, name)
+            let peers = report.bgp_peers(s);
+            if !peers.is_empty() {
+                let hash = digest(&peers);
+                if self.bgp.get(&key) != Some(&hash) {
+                    out.push((
+                        service_ref(&key.0, &key.1),
+                        kube_event(
+                            false,
+                            "Announcing",
+                            format!("announcing from {node} to BGP peers {}", peers.join(", ")),
                         ),
-                    ),
-                ));
+                    ));
+                }
+                bgp.insert(key, hash);
             }
         }
+        for (ns, name) in self.l2.difference(&l2) {
+            out.push((
+                service_ref(ns, name),
+                kube_event(
+                    false,
+                    "Withdrawn",
+                    format!(
+                        "{node} no longer announces it on layer 2: {}",
+                        reasons(ns, name)
+                    ),
+                ),
+            ));
+        }
+        for (ns, name) in self.bgp.keys().filter(|k| !bgp.contains_key(*k)) {
+            out.push((
+                service_ref(ns, name),
+                kube_event(
+                    false,
+                    "Withdrawn",
+                    format!(
+                        "{node} no longer announces it over BGP: {}",
+                        reasons(ns, name)
+                    ),
+                ),
+            ));
+        }
+        self.l2 = l2;
         self.bgp = bgp;
-        for c in speaker["conflicts"].as_array().into_iter().flatten() {
-            let ip = c["ip"].as_str().unwrap_or_default().to_string();
-            let mac = c["otherMAC"].as_str().unwrap_or_default().to_string();
-            if !self.conflicts.insert((ip.clone(), mac.clone())) {
+        for c in &report.conflicts {
+            let ip = c.ip.to_string();
+            if !self.conflicts.insert((ip.clone(), c.other_mac.clone())) {
                 continue;
             }
-            let holders = speaker["announced"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|a| a["ip"] == ip.as_str())
-                .filter_map(|a| a["service"].as_str())
-                .filter_map(|s| s.split_once('/'));
-            for (ns, name) in holders {
+            let holders = services.iter().filter(|s| {
+                s.ips
+                    .iter()
+                    .any(|d| d.ip == Some(c.ip) && d.announced_here(node))
+            });
+            for s in holders {
                 out.push((
-                    service_ref(ns, name),
+                    service_ref(&s.key.namespace, &s.key.name),
                     kube_event(
                         true,
                         "IPConflict",
                         format!(
-                            "another host ({mac}) claims {ip} on {}'s {} ({}): a duplicate address on the LAN, or kube-proxy in IPVS mode without strictARP",
-                            node,
-                            c["interface"].as_str().unwrap_or("?"),
-                            c["kind"].as_str().unwrap_or("?")
+                            "another host ({}) claims {ip} on {node}'s {} ({}): a duplicate address on the LAN, or kube-proxy in IPVS mode without strictARP",
+                            c.other_mac, c.interface, c.kind
                         ),
                     ),
                 ));
@@ -775,16 +748,9 @@ async fn write_configuration_state(
     client: &Client,
     manager: &str,
     opts: &Options,
-    doc: &Value,
+    problems: &[String],
+    excluded: Option<&str>,
 ) -> Result<(), kube::Error> {
-    let problems: Vec<String> = doc["status"]["problems"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
     let errors = problems.iter().filter(|p| p.contains("error")).count();
     let name = format!("speaker-{}", opts.node);
     let ar = ApiResource {
@@ -808,7 +774,7 @@ async fn write_configuration_state(
         .map(|p| json!({"severity": if p.contains("error") { "Error" } else { "Warning" }, "kind": "", "name": "", "message": p}))
         .collect();
     let mut conditions = Vec::new();
-    if let Some(reason) = doc["status"]["excluded"].as_str() {
+    if let Some(reason) = excluded {
         conditions.push(json!({
             "type": "Announcing",
             "status": "False",
@@ -897,12 +863,30 @@ mod tests {
 
     #[test]
     fn events_follow_announcements_withdrawals_and_conflicts() {
-        let mut ev = ServiceEvents::default();
-        let l2 = json!({"kind": "ServiceL2Status", "status": {"serviceNamespace": "default", "serviceName": "web", "interfaces": [{"name": "eth0"}]}});
-        let speaker = |not: Value, conflicts: Value| {
-            json!({"kind": "SpeakerStatus", "status": {
-                "announced": [{"service": "default/web", "ip": "198.51.100.10", "layer2": true}],
-                "notAnnounced": not, "conflicts": conflicts}})
+        use crate::desired::{Desired, IpDecision, ServiceDecision, ServiceKey};
+        let ip: std::net::IpAddr = "198.51.100.10".parse().unwrap();
+        let web = |d: IpDecision| ServiceDecision {
+            key: ServiceKey {
+                namespace: "default".into(),
+                name: "web".into(),
+            },
+            ips: vec![d],
+        };
+        let owned = IpDecision {
+            ip: Some(ip),
+            l2_owner: Some("node2".into()),
+            ..IpDecision::default()
+        };
+        let report = |services: Vec<ServiceDecision>,
+                      conflicts: Vec<super::super::l2::Conflict>| Report {
+            node: "node2".into(),
+            desired: Arc::new(Desired {
+                services,
+                ..Desired::default()
+            }),
+            interfaces: [(ip, vec!["eth0".to_string()])].into(),
+            conflicts,
+            ..Report::default()
         };
         let notes = |v: Vec<(
             k8s_openapi::api::core::v1::ObjectReference,
@@ -920,35 +904,63 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
-        let first = notes(ev.diff(&[l2.clone(), speaker(json!([]), json!([]))], "node2"));
+        let mut ev = ServiceEvents::default();
+        let first = notes(ev.diff(&report(vec![web(owned.clone())], vec![])));
         assert_eq!(
             first,
             ["default/web Announcing announcing from node2 on eth0 (layer 2)"]
         );
         assert!(
-            ev.diff(&[l2.clone(), speaker(json!([]), json!([]))], "node2")
+            ev.diff(&report(vec![web(owned.clone())], vec![]))
                 .is_empty()
         );
-        let conflict = json!([{"ip": "198.51.100.10", "interface": "eth0", "otherMAC": "02:00:00:00:00:99", "kind": "arp_sender"}]);
-        let c = notes(ev.diff(&[l2.clone(), speaker(json!([]), conflict.clone())], "node2"));
+        let conflict = super::super::l2::Conflict {
+            ip,
+            interface: "eth0".into(),
+            other_mac: "02:00:00:00:00:99".into(),
+            kind: "arp_sender",
+        };
+        let c = notes(ev.diff(&report(vec![web(owned.clone())], vec![conflict.clone()])));
         assert_eq!(c.len(), 1);
         assert!(
             c[0].contains("IPConflict another host (02:00:00:00:00:99) claims 198.51.100.10"),
             "{c:?}"
         );
         assert!(
-            ev.diff(&[l2, speaker(json!([]), conflict)], "node2")
+            ev.diff(&report(vec![web(owned)], vec![conflict]))
                 .is_empty(),
             "reported once"
         );
-        let gone = notes(ev.diff(
-            &[speaker(json!([{"service": "default/web", "reasons": ["externalTrafficPolicy is Local and node node2 has no ready endpoint"]}]), json!([]))],
-            "node2",
-        ));
+        let not_here = IpDecision {
+            ip: Some(ip),
+            reasons: vec![
+                "externalTrafficPolicy is Local and node node2 has no ready endpoint".into(),
+            ],
+            ..IpDecision::default()
+        };
+        let gone = notes(ev.diff(&report(vec![web(not_here)], vec![])));
         assert_eq!(
             gone,
             [
                 "default/web Withdrawn node2 no longer announces it on layer 2: externalTrafficPolicy is Local and node node2 has no ready endpoint"
+            ]
+        );
+        let bgp = IpDecision {
+            ip: Some(ip),
+            bgp: vec![("r1".into(), "198.51.100.10/32".parse().unwrap())],
+            ..IpDecision::default()
+        };
+        let announced = notes(ev.diff(&report(vec![web(bgp.clone())], vec![])));
+        assert_eq!(
+            announced,
+            ["default/web Announcing announcing from node2 to BGP peers r1"]
+        );
+        assert!(ev.diff(&report(vec![web(bgp)], vec![])).is_empty());
+        let deleted = notes(ev.diff(&report(vec![], vec![])));
+        assert_eq!(
+            deleted,
+            [
+                "default/web Withdrawn node2 no longer announces it over BGP: the Service is gone or no longer assigned"
             ]
         );
     }

@@ -103,7 +103,7 @@ pub fn run(args: Args) -> ExitCode {
     );
     crate::run_probe(
         "daemon",
-        main_loop(standalone::Source::new(&dir, &node), node.clone(), args),
+        main_loop(standalone::Source::new(&dir), node.clone(), args),
     )
 }
 
@@ -144,7 +144,8 @@ struct Daemon {
     membership_note: String,
     l2: l2::L2,
     bgp: bgp::Bgp,
-    desired: Desired,
+    /// Shared with the published [`status::Report`].
+    desired: std::sync::Arc<Desired>,
     /// The reasons logged last, so that a reason is logged when it changes.
     logged: BTreeSet<String>,
 }
@@ -223,7 +224,7 @@ impl Daemon {
             .iter()
             .find(|n| n.metadata.name.as_deref() == Some(self.node.as_str()));
         self.bgp.apply(&inputs.config, node, &desired).await;
-        self.desired = desired;
+        self.desired = std::sync::Arc::new(desired);
     }
 
     fn log_reasons(&mut self, d: &Desired) {
@@ -250,8 +251,8 @@ pub trait Source {
     /// Waits for the next check of the inputs; a new snapshot when they
     /// changed. Cancel-safe: dropped before it returns, nothing is lost.
     fn next(&mut self) -> impl std::future::Future<Output = Option<Snapshot>>;
-    /// Publishes the status documents (without blocking on the network).
-    fn publish(&mut self, docs: Vec<serde_json::Value>);
+    /// Publishes the status (without blocking on the network).
+    fn publish(&mut self, report: std::sync::Arc<status::Report>);
 }
 
 /// Runs the daemon over `source` until SIGTERM/SIGINT.
@@ -273,7 +274,7 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
         membership_note: "not started".into(),
         l2: l2::L2::default(),
         bgp: bgp::Bgp::default(),
-        desired: Desired::default(),
+        desired: Default::default(),
         logged: BTreeSet::new(),
     };
     let metrics = std::sync::Arc::new(metrics::Metrics::default());
@@ -299,8 +300,8 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
             }
             _ = publish.tick() => {
                 if dirty && let Some(snap) = &snapshot {
-                    source.publish(status::documents(&daemon_status(&daemon, snap)));
-                    // The round's and the documents' tables are freed.
+                    source.publish(report(&daemon, snap));
+                    // The round's tables are freed.
                     ferrolb_controller::memory::release_free_memory();
                     let view = daemon.membership.as_ref().map(|m| m.view.borrow().clone());
                     let bgp_ips = daemon
@@ -341,23 +342,26 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
     daemon.bgp.stop_all("speaker stopping").await;
     daemon.l2.shutdown().await;
     if let Some(snap) = &snapshot {
-        daemon.desired = Desired::default();
-        source.publish(status::documents(&daemon_status(&daemon, snap)));
+        daemon.desired = Default::default();
+        source.publish(report(&daemon, snap));
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
-fn daemon_status<'a>(d: &'a Daemon, snap: &'a Snapshot) -> status::View<'a> {
-    status::View {
-        node: &d.node,
-        desired: &d.desired,
-        l2: &d.l2,
+/// The status to publish: the decision is shared, not copied.
+fn report(d: &Daemon, snap: &Snapshot) -> std::sync::Arc<status::Report> {
+    std::sync::Arc::new(status::Report {
+        node: d.node.clone(),
+        desired: d.desired.clone(),
+        interfaces: d.l2.interfaces.clone(),
+        l2_error: d.l2.error.clone(),
+        conflicts: d.l2.conflicts.clone(),
         peers: d.bgp.states(),
-        peer_errors: &d.bgp.errors,
-        problems: &snap.problems,
-        membership: &d.membership_note,
-    }
+        peer_errors: d.bgp.errors.clone(),
+        problems: snap.problems.iter().map(ToString::to_string).collect(),
+        membership: d.membership_note.clone(),
+    })
 }
 
 /// Waits until the membership's view changes (forever without one).

@@ -26,7 +26,6 @@ const FALLBACK: std::time::Duration = std::time::Duration::from_secs(1);
 /// The directory as the daemon's [`super::Source`].
 pub struct Source {
     dir: PathBuf,
-    node: String,
     events: tokio::sync::mpsc::UnboundedReceiver<()>,
     _watcher: Option<notify::RecommendedWatcher>,
     /// A change was reported and not read yet (kept across a cancelled
@@ -39,7 +38,7 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn new(dir: &Path, node: &str) -> Source {
+    pub fn new(dir: &Path) -> Source {
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let watcher = watch(dir, tx)
             .map_err(|e| {
@@ -51,7 +50,6 @@ impl Source {
             .ok();
         Source {
             dir: dir.to_path_buf(),
-            node: node.to_string(),
             events,
             _watcher: watcher,
             pending: false,
@@ -152,8 +150,8 @@ impl super::Source for Source {
         self.poll()
     }
 
-    fn publish(&mut self, docs: Vec<serde_json::Value>) {
-        super::status::write(&self.dir, &self.node, &docs);
+    fn publish(&mut self, report: std::sync::Arc<super::status::Report>) {
+        super::status::write(&self.dir, &report);
     }
 }
 

@@ -36,6 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_bgp::session::RouteAttributes;
 use ferrolb_bgp::{Community, LargeCommunity, Prefix};
@@ -191,7 +192,9 @@ pub struct Desired {
     /// IPs this node answers ARP/NDP for.
     pub l2: BTreeMap<IpAddr, L2Announcement>,
     /// Per BGPPeer name: the prefixes to announce and their attributes.
-    pub bgp: BTreeMap<String, BTreeMap<Prefix, RouteAttributes>>,
+    /// Routes with the same attributes share one `Arc` (thousands of
+    /// prefixes, a handful of attribute sets).
+    pub bgp: BTreeMap<String, BTreeMap<Prefix, Arc<RouteAttributes>>>,
     /// Per Service, per IP.
     pub services: Vec<ServiceDecision>,
     /// Why this node announces nothing at all, when it does not.
@@ -203,6 +206,19 @@ pub struct Desired {
 struct PoolInfo<'c> {
     pool: &'c IPAddressPool,
     ranges: Vec<AddrRange>,
+}
+
+/// One shared copy of each distinct set of route attributes.
+#[derive(Default)]
+struct Interned(std::collections::HashMap<RouteAttributes, Arc<RouteAttributes>>);
+
+impl Interned {
+    fn get(&mut self, attrs: RouteAttributes) -> Arc<RouteAttributes> {
+        self.0
+            .entry(attrs)
+            .or_insert_with_key(|a| Arc::new(a.clone()))
+            .clone()
+    }
 }
 
 /// How one node stands, for eligibility.
@@ -476,6 +492,7 @@ fn merge_attributes(into: &mut RouteAttributes, from: RouteAttributes) {
 pub fn decide(inputs: Inputs<'_>) -> Desired {
     let cfg = inputs.config;
     let mut desired = Desired::default();
+    let mut interned = Interned::default();
     let pools: Vec<PoolInfo<'_>> = cfg
         .ip_address_pools
         .iter()
@@ -537,9 +554,10 @@ pub fn decide(inputs: Inputs<'_>) -> Desired {
             .local
             .then(|| endpoint_nodes(&cfg.endpoint_slices, &key));
         let (ips, bad) = (svc.ips.iter().copied(), svc.not_ips.iter().cloned());
+        // Exactly sized: one decision per IP, for every Service.
         let mut decision = ServiceDecision {
             key: key.clone(),
-            ips: Vec::new(),
+            ips: Vec::with_capacity(svc.ips.len() + svc.not_ips.len()),
         };
         for text in bad {
             decision.ips.push(IpDecision {
@@ -561,6 +579,7 @@ pub fn decide(inputs: Inputs<'_>) -> Desired {
                 endpoint_nodes.as_ref(),
                 ip,
                 &mut desired,
+                &mut interned,
             );
             decision.ips.push(d);
         }
@@ -595,6 +614,7 @@ fn decide_ip(
     endpoint_nodes: Option<&BTreeSet<String>>,
     ip: IpAddr,
     desired: &mut Desired,
+    interned: &mut Interned,
 ) -> IpDecision {
     let cfg = inputs.config;
     let mut d = IpDecision {
@@ -751,15 +771,18 @@ fn decide_ip(
                 for peer in peers {
                     any_peer = true;
                     let name = name_of(&peer.metadata).to_string();
-                    let attrs = route_attributes(&communities, adv, peer);
+                    let mut attrs = route_attributes(&communities, adv, peer);
                     let routes = desired.bgp.entry(name.clone()).or_default();
                     match routes.get_mut(&prefix) {
-                        Some(existing) => merge_attributes(existing, attrs),
+                        Some(existing) => {
+                            let mut merged = RouteAttributes::clone(existing);
+                            merge_attributes(&mut merged, attrs);
+                            *existing = interned.get(merged);
+                        }
                         None => {
-                            let mut attrs = attrs;
                             attrs.communities.sort();
                             attrs.large_communities.sort();
-                            routes.insert(prefix, attrs);
+                            routes.insert(prefix, interned.get(attrs));
                         }
                     }
                     if !d.bgp.contains(&(name.clone(), prefix)) {
