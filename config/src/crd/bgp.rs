@@ -73,10 +73,14 @@ pub struct BGPAdvertisementSpec {
     /// aliases defined in a `Community` object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub communities: Vec<String>,
+    /// Pools (by name) this advertisement applies to. Empty together with
+    /// `ipAddressPoolSelectors` means every pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_address_pools: Vec<String>,
+    /// Pools (by label) this advertisement applies to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_address_pool_selectors: Vec<LabelSelector>,
+    /// Only Services matching one of these selectors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service_selectors: Vec<LabelSelector>,
     /// Only nodes matching one of these selectors announce.
@@ -125,6 +129,7 @@ pub enum DynamicAsn {
 /// the TCP MD5 password.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct SecretReference {
+    /// Name of the Secret.
     pub name: String,
     /// Defaults to the BGPPeer's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -277,8 +282,12 @@ pub struct BGPPeerStatus {
     /// For printing: `established/total` sessions, e.g. `3/3`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// One entry per node that runs a session with this peer, written by that
+    /// node's speaker.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<BGPSessionState>,
+    /// `Valid` (True/False) with the reason and message of the first problem
+    /// (written by the controller).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -287,13 +296,19 @@ pub struct BGPPeerStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BGPSessionState {
+    /// The node whose speaker runs this session.
     pub node: String,
     /// FSM state: Idle, Connect, Active, OpenSent, OpenConfirm, Established.
     pub state: String,
+    /// State of the BFD session bound to it (`Up`, `Down`, `Init`,
+    /// `AdminDown`); absent without a `bfdProfile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfd_state: Option<String>,
+    /// When `state` last changed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
+    /// The last error: a connect failure, a NOTIFICATION sent or received, a
+    /// missing password Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -349,10 +364,13 @@ pub struct BFDProfileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 2, max = 255))]
     pub detect_multiplier: Option<u32>,
-    /// Echo transmit interval in ms (10–60000; default 50).
+    /// Echo transmit interval in ms (10–60000). Accepted and range-checked for
+    /// MetalLB compatibility; FerroLB's BFD sends no echo packets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 10, max = 60000))]
     pub echo_interval: Option<u32>,
+    /// Accepted for MetalLB compatibility; FerroLB's BFD sends no echo packets
+    /// and advertises a Required Min Echo RX Interval of zero.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo_mode: Option<bool>,
     /// Wait for the peer to start the session.
@@ -382,6 +400,7 @@ pub struct BFDProfileSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CommunitySpec {
+    /// Aliases, each a name for a community value.
     #[serde(default)]
     pub communities: Vec<CommunityAlias>,
 }
@@ -389,6 +408,9 @@ pub struct CommunitySpec {
 /// `name` can be used in a BGPAdvertisement's `communities` in place of `value`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct CommunityAlias {
+    /// The alias, written in a BGPAdvertisement's `communities`. A well-known
+    /// community name (`no-export`, ...) is allowed only with that community's
+    /// value.
     pub name: String,
     /// `65000:100` or `large:1:2:3`.
     pub value: String,

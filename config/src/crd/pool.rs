@@ -108,8 +108,11 @@ pub struct ServiceAllocation {
 /// 2^128 addresses, more than any JSON integer; IPv4 counts always fit an integer.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct IPAddressPoolStatus {
+    /// IPv4 addresses of the pool assigned to Services.
     #[serde(rename = "assignedIPv4", default)]
     pub assigned_ipv4: u64,
+    /// IPv4 addresses of the pool still free (without `.0` and `.255` when
+    /// `avoidBuggyIPs` is set).
     #[serde(rename = "availableIPv4", default)]
     pub available_ipv4: u64,
     /// Decimal string.
@@ -118,6 +121,8 @@ pub struct IPAddressPoolStatus {
     /// Decimal string.
     #[serde(rename = "availableIPv6", default = "zero")]
     pub available_ipv6: String,
+    /// `Valid` (True/False) with the reason and message of the first problem
+    /// (written by the controller).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

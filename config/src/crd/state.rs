@@ -33,18 +33,25 @@ use serde::{Deserialize, Serialize};
 )]
 pub struct ServiceL2StatusSpec {}
 
+/// The node that answers ARP/NDP for the Service's IPs, and where.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceL2StatusStatus {
+    /// The node that answers for the Service's IPs.
     pub node: String,
+    /// The Service's name.
     pub service_name: String,
+    /// The Service's namespace.
     pub service_namespace: String,
+    /// The interfaces the node answers on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceInfo>,
 }
 
+/// An interface that announces a Service IP.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct InterfaceInfo {
+    /// The interface's name on the node, e.g. `eth0`.
     pub name: String,
 }
 
@@ -73,11 +80,15 @@ pub struct InterfaceInfo {
 )]
 pub struct ServiceBGPStatusSpec {}
 
+/// A node that announces the Service's IPs over BGP, and to which peers.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceBGPStatusStatus {
+    /// The node that announces the Service's IPs.
     pub node: String,
+    /// The Service's name.
     pub service_name: String,
+    /// The Service's namespace.
     pub service_namespace: String,
     /// BGPPeer names the Service is announced to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -126,12 +137,15 @@ pub struct ConfigurationStateSpec {
     pub node: Option<String>,
 }
 
+/// The verdict on the configuration the component runs.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigurationStateStatus {
     /// `Valid`, `ValidWithWarnings` or `Invalid` (some objects are ignored).
     pub result: String,
+    /// Problems of severity `Error`.
     pub error_count: u32,
+    /// Problems of severity `Warning`.
     pub warning_count: u32,
     /// The first error, for printing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +153,8 @@ pub struct ConfigurationStateStatus {
     /// Every problem found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ReportedProblem>,
+    /// A speaker's: `Announcing` False (reason `NodeNotEligible`) when its
+    /// node announces nothing, with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -149,12 +165,17 @@ pub struct ConfigurationStateStatus {
 pub struct ReportedProblem {
     /// `Error` or `Warning`.
     pub severity: String,
+    /// Kind of the object the problem is in (empty when the message alone
+    /// names it, as in a speaker's report).
     pub kind: String,
+    /// Namespace of that object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Name of that object (empty when the message alone names it).
     pub name: String,
     /// Field path, e.g. `spec.addresses[1]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// What is wrong, and why.
     pub message: String,
 }
