@@ -692,9 +692,11 @@ fn readme_documents(t: &Tools, dir: &Path) -> Vec<PathBuf> {
 }
 
 /// deploy/'s YAML files that are Kubernetes manifests: all but the chart
-/// (rendered instead) and the kustomizations (built instead). A YAML file
-/// there that is not a Kubernetes manifest (e.g. a containerlab topology)
-/// fails the schema check as "not a Kubernetes object": leave it out here.
+/// (rendered instead), the kustomizations (built instead) and containerlab
+/// topologies (`*.clab.yml`, checked by
+/// `containerlab_topology_matches_its_configuration`). Any other YAML file
+/// there that is not a Kubernetes manifest fails the schema check as "not a
+/// Kubernetes object": leave it out here.
 fn deploy_manifests() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -709,6 +711,7 @@ fn deploy_manifests() -> Vec<PathBuf> {
                 }
             } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
                 && p.file_name().unwrap() != "kustomization.yaml"
+                && !p.to_string_lossy().ends_with(".clab.yml")
             {
                 out.push(p);
             }
@@ -782,6 +785,205 @@ fn every_manifest_matches_its_schema() {
                 .join("\n"),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// docs/CONFIG-REFERENCE.md is what tests/deploy/config_reference.py makes
+/// of deploy/crds.yaml (every field with its type, default and
+/// description), and no field lacks a description.
+#[test]
+fn config_reference_is_generated_from_the_crds() {
+    let Some(t) = tools() else { return };
+    let out = Command::new(&t.python)
+        .arg(root().join("tests/deploy/config_reference.py"))
+        .arg("--check")
+        .arg("docs/CONFIG-REFERENCE.md")
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// deploy/containerlab (never deployed here: no containerlab): the
+/// topology's links join nodes it defines, the files it binds exist, the
+/// addresses and AS numbers of the topology, gobgpd.toml and the BGPPeer
+/// agree, and GoBGP accepts gobgpd.toml. Its manifests are checked with the
+/// others (`every_manifest_matches_its_schema`, the v1.20 dry run).
+#[test]
+fn containerlab_topology_matches_its_configuration() {
+    let lab = root().join("deploy/containerlab");
+    let read = |f: &str| std::fs::read_to_string(lab.join(f)).unwrap();
+    let topo = documents(&read("ferrolb.clab.yml")).remove(0);
+    assert_eq!(topo["name"], "ferrolb");
+    let nodes = topo["topology"]["nodes"]
+        .as_object()
+        .expect("topology.nodes");
+    let default_kind = topo["topology"]["defaults"]["kind"].as_str();
+    let mut addresses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, node) in nodes {
+        assert_eq!(
+            node["kind"].as_str().or(default_kind),
+            Some("linux"),
+            "{name}"
+        );
+        let image = node["image"].as_str().unwrap_or_default();
+        assert!(
+            image.contains(':'),
+            "{name}: an image with a tag, not {image:?}"
+        );
+        let binds = strings(&node["binds"]);
+        for bind in &binds {
+            let host = bind.split(':').next().unwrap();
+            assert!(
+                lab.join(host).exists(),
+                "{name}: binds {host}, which is not in deploy/containerlab"
+            );
+        }
+        let start = format!(
+            "{} {}",
+            node["entrypoint"].as_str().unwrap_or_default(),
+            node["cmd"].as_str().unwrap_or_default()
+        );
+        assert!(
+            start.contains("/lab/lab-node.sh")
+                && binds
+                    .iter()
+                    .any(|b| b.starts_with("lab-node.sh:/lab/lab-node.sh")),
+            "{name}: starts through lab-node.sh, bound at /lab/lab-node.sh"
+        );
+        if let Some(a) = node["env"]["LAB_ADDRESSES"].as_str() {
+            addresses.insert(
+                name.clone(),
+                a.split_whitespace()
+                    .map(|s| s.split('/').next().unwrap().to_string())
+                    .collect(),
+            );
+        }
+    }
+    let mut ends = BTreeSet::new();
+    for link in topo["topology"]["links"].as_array().expect("links") {
+        let pair = strings(&link["endpoints"]);
+        assert_eq!(pair.len(), 2, "{link}");
+        for end in pair {
+            let (node, _) = end.split_once(':').expect("node:interface");
+            assert!(nodes.contains_key(node), "link to undefined node {node}");
+            assert!(ends.insert(end.clone()), "{end} in two links");
+        }
+    }
+    let bridged: BTreeSet<String> = nodes["lan"]["env"]["LAB_BRIDGE"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .map(|i| format!("lan:{i}"))
+        .collect();
+    let lan_ends: BTreeSet<String> = ends
+        .iter()
+        .filter(|e| e.starts_with("lan:"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        bridged, lan_ends,
+        "the bridge holds exactly lan's linked interfaces"
+    );
+    for name in nodes.keys().filter(|n| *n != "lan") {
+        assert!(
+            ends.contains(&format!("{name}:eth1")),
+            "{name}:eth1 is linked"
+        );
+        assert!(addresses.contains_key(name), "{name} has LAB_ADDRESSES");
+    }
+    let k3s: Vec<&String> = nodes
+        .iter()
+        .filter(|(_, n)| n["image"].as_str().unwrap().starts_with("rancher/k3s:"))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(k3s.len(), 3, "three K3s nodes");
+    let server = &addresses["node1"][0];
+    for name in &k3s {
+        let cmd = nodes[*name]["cmd"].as_str().unwrap();
+        assert!(
+            cmd.contains(&format!("--node-ip={}", addresses[*name][0])),
+            "{name}: {cmd}"
+        );
+        assert!(cmd.contains("--flannel-iface=eth1"), "{name}: {cmd}");
+        if cmd.contains("k3s server") {
+            assert!(
+                cmd.contains("--disable=servicelb"),
+                "{name}: ServiceLB disabled"
+            );
+        } else {
+            assert!(
+                cmd.contains(&format!("--server=https://{server}:6443")),
+                "{name}: {cmd}"
+            );
+        }
+    }
+    // gobgpd.toml: the router's AS and address, and one neighbor per K3s node.
+    let toml = read("gobgpd.toml");
+    let value = |line: &str, key: &str| -> Option<String> {
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+    };
+    let router_as: u32 = toml
+        .lines()
+        .find_map(|l| value(l, "as"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let router_id = toml.lines().find_map(|l| value(l, "router-id")).unwrap();
+    assert_eq!(router_id, addresses["router"][0]);
+    let neighbors: BTreeSet<String> = toml
+        .lines()
+        .filter_map(|l| value(l, "neighbor-address"))
+        .collect();
+    let peer_as: BTreeSet<u32> = toml
+        .lines()
+        .filter_map(|l| value(l, "peer-as"))
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let k3s_addresses: BTreeSet<String> = k3s.iter().map(|n| addresses[*n][0].clone()).collect();
+    assert_eq!(neighbors, k3s_addresses, "a GoBGP neighbor per K3s node");
+    let peers: Vec<Value> = documents(&read("ferrolb-config.yaml"))
+        .into_iter()
+        .filter(|d| d["kind"] == "BGPPeer")
+        .collect();
+    assert!(!peers.is_empty());
+    for p in &peers {
+        assert_eq!(
+            p["spec"]["peerAddress"],
+            router_id.as_str(),
+            "BGPPeer's peerAddress"
+        );
+        assert_eq!(p["spec"]["peerASN"], router_as, "BGPPeer's peerASN");
+        assert_eq!(
+            peer_as,
+            BTreeSet::from([p["spec"]["myASN"].as_u64().unwrap() as u32]),
+            "GoBGP's peer-as is the BGPPeer's myASN"
+        );
+    }
+    match ferrolb_e2e::netns::find_tool("gobgpd") {
+        None => skip("gobgpd not found (Debian package gobgpd): gobgpd.toml not checked by GoBGP"),
+        Some(gobgpd) => {
+            let out = Command::new(gobgpd)
+                .arg("-f")
+                .arg(lab.join("gobgpd.toml"))
+                .arg("--dry-run")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "gobgpd --dry-run refuses gobgpd.toml:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }
 
