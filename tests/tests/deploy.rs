@@ -29,6 +29,9 @@ use std::sync::OnceLock;
 use ferrolb_e2e::speaker::{controller_binary, speaker_binary};
 use serde_json::{Value, json};
 
+#[path = "deploy/guides.rs"]
+mod guides;
+
 /// Labels only the chart sets (its release bookkeeping); ignored when the
 /// chart's output is compared with the kustomization's.
 const HELM_ONLY_LABELS: [&str; 3] = [
@@ -754,6 +757,7 @@ fn all_manifests(t: &Tools, dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     std::fs::write(memberlist.join("secretkey"), "0123456789abcdef0123").unwrap();
     good.push(write("memberlist.yaml", kustomize(t, &memberlist)));
     good.extend(readme_documents(t, dir));
+    good.extend(guides::guide_documents(t, dir));
     (good, bad)
 }
 
@@ -809,6 +813,31 @@ fn config_reference_is_generated_from_the_crds() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Every command of the guides (docs/guides/*.md, deploy/containerlab/README.md)
+/// runs and prints what the guide shows, or is listed as not run with the
+/// reason and names only files that exist; MetalLB inputs are migrated,
+/// kubeadm files set strictARP, FerroLB manifests pass `validate`. (Their
+/// manifests' schemas: `every_manifest_matches_its_schema`.)
+#[test]
+fn guides_commands_run_and_print_what_they_show() {
+    let mut problems = Vec::new();
+    let (mut ran, mut not_run) = (0, 0);
+    for guide in guides::guides() {
+        let report = guides::check_guide(&guide);
+        for c in &report.ran {
+            println!("ran {c}");
+        }
+        for c in &report.not_run {
+            println!("NOT RUN {c}");
+        }
+        ran += report.ran.len();
+        not_run += report.not_run.len();
+        problems.extend(report.problems);
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    println!("{ran} commands run; {not_run} not run here, each listed above with the reason");
 }
 
 /// deploy/containerlab (never deployed here: no containerlab): the
