@@ -50,10 +50,14 @@ declare -A V6=([router]=2001:db8::1 [client]=2001:db8::2
     [node1]=2001:db8::11 [node2]=2001:db8::12 [node3]=2001:db8::13)
 SETTLE=30 # seconds: the bound of every wait for the daemons
 
+# The demo's own stdout and stderr, kept as fds 7 and 8: a signal or a
+# failure may come while a command's output goes elsewhere (wait_for sends
+# its checks' to /dev/null), and the cleanup and the last words must be seen.
+exec 7>&1 8>&2
 say() { printf '%s\n' "$*"; }
 step() { printf '\n==> %s\n' "$*"; }
 die() {
-    printf 'demo: %s\n' "$*" >&2
+    printf 'demo: %s\n' "$*" >&8
     exit 1
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -71,9 +75,10 @@ pids=()
 start() {
     local role=$1 log=$2
     shift 2
-    # 9>&-: the daemons do not hold the demo's lock (a run killed with
-    # SIGKILL must not keep the next one out).
-    ip netns exec "$P-$role" "$@" >"$work/$log" 2>&1 9>&- &
+    # 7>&- 8>&- 9>&-: the daemons hold neither the demo's output (whoever
+    # reads it waits for its end) nor its lock (a run killed with SIGKILL
+    # must not keep the next one out).
+    ip netns exec "$P-$role" "$@" >"$work/$log" 2>&1 7>&- 8>&- 9>&- &
     started=$!
     disown "$started" # no "Killed" line from bash when the failure is staged
     pids+=("$started")
@@ -103,6 +108,7 @@ cleanup() {
     trap - EXIT
     trap '' INT TERM # a second Ctrl-C does not cut the cleanup short
     set +e
+    exec 1>&7 2>&8
     if ((rc != 0 && rc != 130 && rc != 143)) && [[ -n $work && -d $work ]]; then
         for log in "$work"/*.log; do
             [[ -s $log ]] || continue
