@@ -3,6 +3,8 @@
 //! - [`bgp`]: BGP interop labs (router and node namespaces, GoBGP, the
 //!   `bgp-probe` runner).
 //! - [`capture`]: tcpdump captures inside a test namespace.
+//! - [`control_plane`]: a throw-away Kubernetes v1.20 control plane
+//!   (`tests/apiserver/`), in the test's namespace or a lab's, and kubectl.
 //! - [`netns`]: network-namespace labs (bridge, hosts, commands inside
 //!   them), cleaned up by Drop guards.
 //! - [`speaker`]: building `ferrolb-speaker` and running `l2-probe`.
@@ -13,6 +15,7 @@
 
 pub mod bgp;
 pub mod capture;
+pub mod control_plane;
 pub mod netns;
 pub mod routers;
 pub mod speaker;

@@ -1,23 +1,18 @@
 //! Integration tests against a real Kubernetes API server (v1.20, built from
 //! Debian's source package by tests/apiserver/build-binaries.sh and cached):
 //! our CRDs and examples against the server's schema validation, and the
-//! controller binary under exactly the RBAC in deploy/, with kubectl as the user.
+//! controller binary under exactly the RBAC in deploy/, with kubectl as the user
+//! (the control plane: [`ferrolb_e2e::control_plane`]).
 //!
 //! Needs root (apt-get for the one-time build). Without it the test says
 //! SKIPPED, except under CI (env CI set), where it fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferrolb_e2e::control_plane::{ControlPlane, workspace_root};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// The workspace's built binaries live next to the test's deps folder.
 fn binary(name: &str) -> PathBuf {
@@ -46,192 +41,6 @@ fn can_run() -> bool {
     }
     eprintln!("SKIPPED: API server tests need root");
     false
-}
-
-/// A running control plane; stopped on drop, also when a test panics.
-struct ControlPlane {
-    state: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-}
-
-impl ControlPlane {
-    fn start() -> ControlPlane {
-        let state = tempfile::Builder::new()
-            .prefix("ferrolb-apiserver-")
-            .tempdir()
-            .unwrap();
-        let out = Command::new(root().join("tests/apiserver/start.sh"))
-            .arg(state.path())
-            .stdout(Stdio::inherit())
-            .output()
-            .unwrap();
-        let cp_env = std::fs::read_to_string(state.path().join("env")).unwrap_or_default();
-        let get = |k: &str| {
-            cp_env
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .map(PathBuf::from)
-        };
-        let cp = ControlPlane {
-            kubeconfig: get("KUBECONFIG").unwrap_or_default(),
-            kubectl: get("KUBECTL").unwrap_or_default(),
-            state,
-        };
-        assert!(
-            out.status.success(),
-            "start.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        cp
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut a = args.to_vec();
-        a.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-
-    fn apply_stdin(&self, text: &str) -> Output {
-        let mut child = Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// Writes `status.loadBalancer.ingress` of a Service by hand (as another
-    /// controller would), through the status subresource.
-    fn write_ingress(&self, namespace: &str, name: &str, ips: &[&str]) {
-        let mut svc = self.json(&["-n", namespace, "get", "svc", name]);
-        let ingress: Vec<Value> = ips.iter().map(|ip| serde_json::json!({"ip": ip})).collect();
-        svc["status"] = serde_json::json!({"loadBalancer": {"ingress": ingress}});
-        let file = self
-            .state
-            .path()
-            .join(format!("{namespace}-{name}-status.json"));
-        std::fs::write(&file, svc.to_string()).unwrap();
-        self.ok(&[
-            "replace",
-            "--raw",
-            &format!("/api/v1/namespaces/{namespace}/services/{name}/status"),
-            "-f",
-            file.to_str().unwrap(),
-        ]);
-    }
-
-    /// The first Event about `name` in `namespace` with this reason.
-    fn event(&self, namespace: &str, name: &str, reason: &str) -> Option<Value> {
-        let ev = self.json(&["-n", namespace, "get", "events.events.k8s.io"]);
-        ev["items"]
-            .as_array()?
-            .iter()
-            .find(|e| e["reason"] == reason && e["regarding"]["name"] == name)
-            .cloned()
-    }
-
-    /// A kubeconfig that authenticates as a ServiceAccount (token from the
-    /// Secret the token controller made for it).
-    fn service_account_kubeconfig(&self, namespace: &str, sa: &str) -> PathBuf {
-        let mut token = None;
-        for _ in 0..100 {
-            let secrets = self.json(&["-n", namespace, "get", "secrets"]);
-            token = secrets["items"].as_array().unwrap().iter().find_map(|s| {
-                let ann = &s["metadata"]["annotations"]["kubernetes.io/service-account.name"];
-                (ann == sa && s["type"] == "kubernetes.io/service-account-token")
-                    .then(|| s["data"]["token"].as_str().map(str::to_string))
-                    .flatten()
-            });
-            if token.is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let token = token.expect("service-account token Secret within 20 s");
-        let token = String::from_utf8(decode_base64(&token)).unwrap();
-        let admin = std::fs::read_to_string(&self.kubeconfig).unwrap();
-        let server = admin
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("server: "))
-            .unwrap()
-            .to_string();
-        let ca = admin
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
-            .unwrap()
-            .to_string();
-        let path = self.state.path().join(format!("{sa}.kubeconfig"));
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: sa\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: sa}}\ncurrent-context: t\n"
-            ),
-        )
-        .unwrap();
-        path
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        let _ = Command::new(root().join("tests/apiserver/stop.sh"))
-            .arg(self.state.path())
-            .status();
-    }
-}
-
-fn decode_base64(s: &str) -> Vec<u8> {
-    let table = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for v in s.bytes().filter_map(table) {
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }
 
 /// A controller process, killed on drop.
@@ -307,7 +116,7 @@ fn real_api_server() {
         return;
     }
     let cp = ControlPlane::start();
-    let deploy = root().join("deploy");
+    let deploy = workspace_root().join("deploy");
     let d = |p: &str| deploy.join(p).display().to_string();
 
     // CRDs are accepted and become established.
@@ -357,7 +166,7 @@ fn real_api_server() {
     cp.ok(&["apply", "-f", &d("examples/l2-ipv4.yaml")]);
     let pool2 = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: spare, namespace: ferrolb-system}\nspec:\n  addresses: [203.0.113.200-203.0.113.250]\n";
     assert!(cp.apply_stdin(pool2).status.success());
-    let logs = cp.state.path();
+    let logs = cp.state_dir();
     let a = Controller::start(&sa_kubeconfig, "replica-a", &logs.join("a.log"));
     assert!(cp.apply_stdin(&service_yaml("web")).status.success());
     let (ips, took) = wait_for("web to get an IP", Duration::from_secs(30), || {
@@ -456,16 +265,7 @@ fn real_api_server() {
     cp.ok(&["delete", "-f", &d("examples/invalid/")]);
 
     // Restarting etcd and the API server mid-run loses nothing.
-    let out = Command::new(root().join("tests/apiserver/restart.sh"))
-        .arg(cp.state.path())
-        .args(["etcd", "kube-apiserver"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "restart: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cp.restart(&["etcd", "kube-apiserver"]);
     assert!(
         cp.apply_stdin(&service_yaml("after-restart"))
             .status

@@ -23,9 +23,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use ferrolb_e2e::control_plane::{ControlPlane, decode_base64};
 use ferrolb_e2e::speaker::{controller_binary, speaker_binary};
 use serde_json::{Value, json};
 
@@ -259,27 +260,6 @@ fn port_names(container: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn decode_base64(s: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
-    for v in s.bytes().filter_map(value) {
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }
 
 #[test]
@@ -1057,89 +1037,21 @@ fn containerfiles_build_the_binaries_as_non_root() {
 // ---------------------------------------------------------------------
 // On the v1.20 API server.
 
-/// A control plane from tests/apiserver/start.sh on 127.0.0.1; stopped on drop.
-struct ControlPlane {
-    state: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-}
-
-impl ControlPlane {
-    fn start() -> ControlPlane {
-        let state = tempfile::Builder::new()
-            .prefix("ferrolb-deploy-api-")
-            .tempdir()
-            .unwrap();
-        let out = Command::new(root().join("tests/apiserver/start.sh"))
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let env = std::fs::read_to_string(state.path().join("env")).unwrap_or_default();
-        let get = |k: &str| {
-            env.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .map(PathBuf::from)
-                .unwrap_or_default()
-        };
-        let cp = ControlPlane {
-            kubeconfig: get("KUBECONFIG"),
-            kubectl: get("KUBECTL"),
-            state,
-        };
-        assert!(
-            out.status.success(),
-            "start.sh failed:\n{}",
+/// `kubectl auth can-i VERB RESOURCE [FLAGS] --as USER`: yes or no.
+fn can(cp: &ControlPlane, user: &str, check: &str) -> bool {
+    let mut args: Vec<&str> = vec!["auth", "can-i"];
+    args.extend(check.split_whitespace());
+    let as_user = format!("--as={user}");
+    args.push(&as_user);
+    let out = cp.kubectl(&args);
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    match (out.status.code(), said.as_str()) {
+        (Some(0), "yes") => true,
+        (Some(1), "no") => false,
+        _ => panic!(
+            "kubectl auth can-i {check} --as {user}: {said} {}",
             String::from_utf8_lossy(&out.stderr)
-        );
-        cp
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// `kubectl auth can-i VERB RESOURCE [FLAGS] --as USER`: yes or no.
-    fn can(&self, user: &str, check: &str) -> bool {
-        let mut args: Vec<&str> = vec!["auth", "can-i"];
-        args.extend(check.split_whitespace());
-        let as_user = format!("--as={user}");
-        args.push(&as_user);
-        let out = self.kubectl(&args);
-        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        match (out.status.code(), said.as_str()) {
-            (Some(0), "yes") => true,
-            (Some(1), "no") => false,
-            _ => panic!(
-                "kubectl auth can-i {check} --as {user}: {said} {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        let _ = Command::new(root().join("tests/apiserver/stop.sh"))
-            .arg(self.state.path())
-            .status();
+        ),
     }
 }
 
@@ -1357,7 +1269,7 @@ fn install_on_the_v1_20_api_server() {
         for (checks, want) in [(allowed, true), (refused, false)] {
             for check in checks {
                 count += 1;
-                if cp.can(user, check) != want {
+                if can(&cp, user, check) != want {
                     wrong.push(format!(
                         "{user}: `kubectl auth can-i {check}` should be {}",
                         if want { "yes" } else { "no" }
