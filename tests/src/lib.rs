@@ -3,6 +3,8 @@
 //! - [`bgp`]: BGP interop labs (router and node namespaces, GoBGP, the
 //!   `bgp-probe` runner).
 //! - [`capture`]: tcpdump captures inside a test namespace.
+//! - [`cluster_lab`]: the speaker lab in cluster mode (a v1.20 API server
+//!   inside the lab, the controller and speakers watching it).
 //! - [`control_plane`]: a throw-away Kubernetes v1.20 control plane
 //!   (`tests/apiserver/`), in the test's namespace or a lab's, and kubectl.
 //! - [`netns`]: network-namespace labs (bridge, hosts, commands inside
@@ -15,6 +17,7 @@
 
 pub mod bgp;
 pub mod capture;
+pub mod cluster_lab;
 pub mod control_plane;
 pub mod netns;
 pub mod routers;

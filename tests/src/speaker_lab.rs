@@ -33,6 +33,10 @@
 //! then the namespaces). Addresses are documentation ones only
 //! (198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32), inside namespaces the
 //! lab creates.
+//!
+//! The cluster-mode lab ([`crate::cluster_lab`]) reuses [`Network`] (with
+//! one more host, [`Network::host`]), [`Speaker`] ([`Speaker::spawn`]) and
+//! the router ([`LabRouter`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -172,17 +176,27 @@ pub struct Speaker {
 impl Speaker {
     /// Starts `ferrolb-speaker --standalone DIR --node NODE` in `ns`.
     pub fn start(ns: &Netns, dir: &Path, node: &str) -> Speaker {
-        let log = dir.join(format!("speaker-{node}.log"));
-        let file = std::fs::File::create(&log).expect("speaker log");
+        Speaker::spawn(
+            ns,
+            &speaker_binary(),
+            &["--standalone", dir.to_str().expect("utf-8"), "--node", node],
+            dir.join(format!("speaker-{node}.log")),
+        )
+    }
+
+    /// Starts `program ARGS` in `ns` (`RUST_LOG=info`, output to `log`):
+    /// a speaker with other arguments (cluster mode), or the controller.
+    pub fn spawn(ns: &Netns, program: &Path, args: &[&str], log: PathBuf) -> Speaker {
+        let file = std::fs::File::create(&log).expect("daemon log");
         let child = ns
-            .command(speaker_binary())
-            .args(["--standalone", dir.to_str().expect("utf-8"), "--node", node])
+            .command(program)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log fd"))
             .stderr(file)
             .spawn()
-            .expect("spawning ferrolb-speaker");
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", program.display()));
         Speaker {
             child: Some(child),
             log,
@@ -430,6 +444,13 @@ impl Network {
             .unwrap_or_else(|| panic!("no node {name}"))
     }
 
+    /// Adds one more host on the lab's bridge (`eth0` with MAC `mac`, no
+    /// address), e.g. the API server's in cluster mode. Drop it before
+    /// the network.
+    pub fn host(&self, role: &str, mac: &str) -> Host {
+        self._lab.host(role, mac)
+    }
+
     /// Cuts a node's link: `ip link set eth0 down` in its namespace.
     pub fn cut_link(&self, name: &str) {
         self.node(name).host.ns.ip(&["link", "set", "eth0", "down"]);
@@ -463,12 +484,118 @@ enum RouterDaemon<'n> {
     Frr(Frr<'n>),
 }
 
+/// The router daemon a lab runs in [`Network::router`] (see [`Router`]),
+/// and what it has learnt; stopped on drop.
+#[derive(Debug)]
+pub struct LabRouter<'n> {
+    daemon: RouterDaemon<'n>,
+    ns: &'n Netns,
+}
+
+impl<'n> LabRouter<'n> {
+    /// Starts `router` in `net`'s router namespace.
+    pub fn start(net: &'n Network, router: Router) -> LabRouter<'n> {
+        let ns = &net.router.ns;
+        let daemon = match router {
+            Router::None => RouterDaemon::None,
+            Router::GoBgp => {
+                let neighbors: Vec<GoBgpNeighbor> = NODES
+                    .iter()
+                    .map(|n| GoBgpNeighbor::new(n.v4, NODE_ASN))
+                    .collect();
+                RouterDaemon::GoBgp(GoBgp::start(ns, ROUTER_ASN, &neighbors))
+            }
+            Router::Frr(config) => RouterDaemon::Frr(Frr::start(ns, &config)),
+        };
+        LabRouter { daemon, ns }
+    }
+
+    /// The daemon's log, headed by its name (empty without a router).
+    pub fn log(&self) -> String {
+        match &self.daemon {
+            RouterDaemon::None => String::new(),
+            RouterDaemon::GoBgp(g) => format!("--- gobgpd ---\n{}", g.log()),
+            RouterDaemon::Frr(f) => format!("--- FRR ---\n{}", f.log()),
+        }
+    }
+
+    /// GoBGP (panics when the router is another or none).
+    pub fn gobgp(&mut self) -> &mut GoBgp {
+        match &mut self.daemon {
+            RouterDaemon::GoBgp(g) => g,
+            other => panic!("the lab's router is not GoBGP: {other:?}"),
+        }
+    }
+
+    /// FRR (panics when the router is another or none).
+    pub fn frr(&mut self) -> &mut Frr<'n> {
+        match &mut self.daemon {
+            RouterDaemon::Frr(f) => f,
+            other => panic!("the lab's router is not FRR: {other:?}"),
+        }
+    }
+
+    /// The next hops GoBGP has for `prefix` (IPv4), sorted, and the
+    /// attributes of the first path.
+    pub fn gobgp_paths(&mut self, prefix: &str) -> (Vec<String>, Value) {
+        let ns = self.ns;
+        let rib = self.gobgp().rib(ns, "ipv4");
+        let paths = rib
+            .get(prefix)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut hops: Vec<String> = paths
+            .iter()
+            .filter_map(|p| {
+                p["attrs"].as_array()?.iter().find(|a| a["type"] == 3)?["nexthop"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        hops.sort();
+        let attrs = paths
+            .first()
+            .map(|p| p["attrs"].clone())
+            .unwrap_or(Value::Null);
+        (hops, attrs)
+    }
+
+    /// FRR's paths of `prefix` (`show bgp ipv4|ipv6 unicast PREFIX json`;
+    /// each with `nexthops`, `community`, `largeCommunity`, `locPrf`,
+    /// `multipath`, …), empty when FRR has no such route.
+    pub fn frr_paths(&mut self, prefix: &str) -> Vec<Value> {
+        self.frr().route(prefix)["paths"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The next hops the router has for `prefix`, sorted (GoBGP: IPv4
+    /// only; FRR: either family; no router: none).
+    pub fn next_hops(&mut self, prefix: &str) -> Vec<String> {
+        match self.daemon {
+            RouterDaemon::None => Vec::new(),
+            RouterDaemon::GoBgp(_) => self.gobgp_paths(prefix).0,
+            RouterDaemon::Frr(_) => {
+                let mut hops: Vec<String> = self
+                    .frr_paths(prefix)
+                    .iter()
+                    .filter_map(|p| p["nexthops"][0]["ip"].as_str().map(str::to_owned))
+                    .collect();
+                hops.sort();
+                hops
+            }
+        }
+    }
+}
+
 /// The speakers over a [`Network`]: see the module documentation.
 #[derive(Debug)]
 pub struct SpeakerLab<'n> {
     // Drop order: speakers, router, greeters, directory.
     speakers: Vec<Speaker>,
-    router: RouterDaemon<'n>,
+    router: LabRouter<'n>,
     _greeters: Vec<Greeter>,
     dir: tempfile::TempDir,
     net: &'n Network,
@@ -508,17 +635,7 @@ impl<'n> SpeakerLab<'n> {
                 greeters.push(Greeter::start(ns, addr, node.spec.name));
             }
         }
-        let router = match router {
-            Router::None => RouterDaemon::None,
-            Router::GoBgp => {
-                let neighbors: Vec<GoBgpNeighbor> = NODES
-                    .iter()
-                    .map(|n| GoBgpNeighbor::new(n.v4, NODE_ASN))
-                    .collect();
-                RouterDaemon::GoBgp(GoBgp::start(&net.router.ns, ROUTER_ASN, &neighbors))
-            }
-            Router::Frr(config) => RouterDaemon::Frr(Frr::start(&net.router.ns, &config)),
-        };
+        let router = LabRouter::start(net, router);
         let speakers = net
             .nodes
             .iter()
@@ -568,11 +685,7 @@ impl<'n> SpeakerLab<'n> {
             .zip(&self.net.nodes)
             .map(|(s, n)| format!("--- speaker {} ---\n{}", n.spec.name, s.log()))
             .collect();
-        match &self.router {
-            RouterDaemon::None => {}
-            RouterDaemon::GoBgp(g) => text += &format!("--- gobgpd ---\n{}", g.log()),
-            RouterDaemon::Frr(f) => text += &format!("--- FRR ---\n{}", f.log()),
-        }
+        text += &self.router.log();
         text
     }
 
@@ -613,72 +726,32 @@ impl<'n> SpeakerLab<'n> {
 
     /// The GoBGP router (panics when the lab runs another or none).
     pub fn gobgp(&mut self) -> &mut GoBgp {
-        match &mut self.router {
-            RouterDaemon::GoBgp(g) => g,
-            other => panic!("the lab's router is not GoBGP: {other:?}"),
-        }
+        self.router.gobgp()
     }
 
     /// The FRR router (panics when the lab runs another or none).
     pub fn frr(&mut self) -> &mut Frr<'n> {
-        match &mut self.router {
-            RouterDaemon::Frr(f) => f,
-            other => panic!("the lab's router is not FRR: {other:?}"),
-        }
+        self.router.frr()
     }
 
-    /// The next hops GoBGP has for `prefix` (IPv4), sorted, and the
-    /// attributes of the first path.
+    /// The router and what it learnt.
+    pub fn router(&mut self) -> &mut LabRouter<'n> {
+        &mut self.router
+    }
+
+    /// See [`LabRouter::gobgp_paths`].
     pub fn gobgp_paths(&mut self, prefix: &str) -> (Vec<String>, Value) {
-        let ns = &self.net.router.ns;
-        let rib = self.gobgp().rib(ns, "ipv4");
-        let paths = rib
-            .get(prefix)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut hops: Vec<String> = paths
-            .iter()
-            .filter_map(|p| {
-                p["attrs"].as_array()?.iter().find(|a| a["type"] == 3)?["nexthop"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .collect();
-        hops.sort();
-        let attrs = paths
-            .first()
-            .map(|p| p["attrs"].clone())
-            .unwrap_or(Value::Null);
-        (hops, attrs)
+        self.router.gobgp_paths(prefix)
     }
 
-    /// FRR's paths of `prefix` (`show bgp ipv4|ipv6 unicast PREFIX json`;
-    /// each with `nexthops`, `community`, `largeCommunity`, `locPrf`,
-    /// `multipath`, …), empty when FRR has no such route.
+    /// See [`LabRouter::frr_paths`].
     pub fn frr_paths(&mut self, prefix: &str) -> Vec<Value> {
-        self.frr().route(prefix)["paths"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.router.frr_paths(prefix)
     }
 
-    /// The next hops the router has for `prefix`, sorted (GoBGP: IPv4
-    /// only; FRR: either family; no router: none).
+    /// See [`LabRouter::next_hops`].
     pub fn next_hops(&mut self, prefix: &str) -> Vec<String> {
-        match self.router {
-            RouterDaemon::None => Vec::new(),
-            RouterDaemon::GoBgp(_) => self.gobgp_paths(prefix).0,
-            RouterDaemon::Frr(_) => {
-                let mut hops: Vec<String> = self
-                    .frr_paths(prefix)
-                    .iter()
-                    .filter_map(|p| p["nexthops"][0]["ip"].as_str().map(str::to_owned))
-                    .collect();
-                hops.sort();
-                hops
-            }
-        }
+        self.router.next_hops(prefix)
     }
 }
 

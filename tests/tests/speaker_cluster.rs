@@ -1,8 +1,9 @@
 //! End-to-end test of the speaker in cluster mode: a real Kubernetes API
 //! server (v1.20, tests/apiserver/) runs inside a lab namespace on the
 //! bridge, the controller and three speakers watch it (no kubelet: the
-//! test writes the Node objects and EndpointSlices), and a client and a
-//! GoBGP router check what the speakers announce.
+//! lab writes the Node objects, the test the EndpointSlices), and a
+//! client and a GoBGP router check what the speakers announce (the lab:
+//! [`ferrolb_e2e::cluster_lab`]).
 //!
 //! ```text
 //!   [router] 198.51.100.1  gobgpd AS 64513     [client] 198.51.100.2
@@ -10,40 +11,24 @@
 //!   [node1..3] 198.51.100.11-13  ferrolb-speaker --kubeconfig K --node nodeN
 //! ```
 //!
-//! The speakers authenticate as the `ferrolb-speaker` service account with
-//! exactly the RBAC of deploy/rbac/speaker.yaml.
+//! The controller and the speakers authenticate as their service accounts
+//! with exactly the RBAC of deploy/rbac/.
 //!
-//! Needs root and `ip`, `ping`, `gobgpd`; the API server binaries are built
-//! once by tests/apiserver/build-binaries.sh (tests/run-all.sh does it).
+//! Needs root and `ip`, `ping`, `gobgpd`, `etcd`, `curl`; the API server
+//! binaries are built once by tests/apiserver/build-binaries.sh
+//! (tests/run-all.sh does it). Without them the test prints `SKIPPED: …`
+//! (fails when `CI` is set). The FRR, BFD, link-cut, conflict and
+//! moving-endpoint scenarios in cluster mode are in speaker_cluster_frr.rs.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use ferrolb_e2e::bgp::{GoBgp, GoBgpNeighbor, wait_until};
-use ferrolb_e2e::netns::{Greeter, Host, Lab, Netns, tcp_fetch};
-use ferrolb_e2e::speaker::{controller_binary, speaker_binary};
-use serde_json::Value;
+use ferrolb_e2e::bgp::wait_until;
+use ferrolb_e2e::cluster_lab::{self, Cluster, SETTLE, mac_of, node_with_mac};
+use ferrolb_e2e::netns::tcp_fetch;
+use ferrolb_e2e::speaker_lab::{GOBGP_TOOLS, NODES, Router, TCP_PORT};
 
-const TOOLS: &[(&str, &str)] = &[
-    ("ip", "iproute2"),
-    ("ping", "iputils-ping"),
-    ("gobgpd", "gobgpd"),
-    ("gobgp", "gobgpd"),
-    ("etcd", "etcd-server"),
-    ("curl", "curl"),
-];
-const API_ADDR: &str = "198.51.100.3";
-const NODES: [(&str, &str, &str); 3] = [
-    ("node1", "02:f1:0d:00:00:11", "198.51.100.11"),
-    ("node2", "02:f1:0d:00:00:12", "198.51.100.12"),
-    ("node3", "02:f1:0d:00:00:13", "198.51.100.13"),
-];
-const SETTLE: Duration = Duration::from_secs(30);
-const TCP_PORT: u16 = 8080;
-/// Service IPs the pools hold, configured on every node's `lo`.
-const L2_IPS: [&str; 2] = ["198.51.100.100", "198.51.100.101"];
+/// The routed Service's address (the `routed` pool's only one).
 const BGP_IP: &str = "203.0.113.200";
 
 const CONFIG: &str = r#"
@@ -113,485 +98,89 @@ metadata:
 spec: {type: LoadBalancer, ports: [{port: 8080}]}
 "#;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_path_buf()
-}
-
-/// A process in a namespace; killed on drop.
-struct Proc {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(ns: &Netns, program: &Path, args: &[&str], log: PathBuf) -> Proc {
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = ns
-            .command(program)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("fd"))
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {}: {e}", program.display()));
-        Proc {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The control plane inside the `api` namespace; stopped on drop.
-struct ControlPlane {
-    state: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-}
-
-impl ControlPlane {
-    fn start(ns: &Netns) -> ControlPlane {
-        let state = tempfile::Builder::new()
-            .prefix("ferrolb-speaker-api-")
-            .tempdir()
-            .expect("temp dir");
-        let out = ns
-            .command(root().join("tests/apiserver/start.sh"))
-            .arg(state.path())
-            .env("APISERVER_BIND", API_ADDR)
-            .stdin(Stdio::null())
-            .output()
-            .expect("start.sh");
-        assert!(
-            out.status.success(),
-            "start.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env = std::fs::read_to_string(state.path().join("env")).expect("env file");
-        let get = |k: &str| {
-            env.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .map(PathBuf::from)
-                .expect("env key")
-        };
-        ControlPlane {
-            kubeconfig: get("KUBECONFIG"),
-            kubectl: get("KUBECTL"),
-            state,
-        }
-    }
-
-    fn kubectl(&self, ns: &Netns, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write;
-        let mut child = ns
-            .command(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl");
-        if let Some(text) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(text.as_bytes())
-                .expect("writing to kubectl");
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().expect("kubectl output")
-    }
-
-    fn ok(&self, ns: &Netns, args: &[&str], stdin: Option<&str>) -> String {
-        let out = self.kubectl(ns, args, stdin);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn json(&self, ns: &Netns, args: &[&str]) -> Value {
-        let mut full = args.to_vec();
-        full.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(ns, &full, None)).expect("kubectl json")
-    }
-}
-
-impl ControlPlane {
-    /// A kubeconfig that authenticates as service account `ns/sa` (its
-    /// token Secret, made by the controller-manager).
-    fn service_account_kubeconfig(&self, netns: &Netns, ns: &str, sa: &str) -> PathBuf {
-        let token = wait_until(Duration::from_secs(20), || {
-            let secrets = self.json(netns, &["-n", ns, "get", "secrets"]);
-            secrets["items"].as_array()?.iter().find_map(|s| {
-                let owner = &s["metadata"]["annotations"]["kubernetes.io/service-account.name"];
-                (owner == sa && s["type"] == "kubernetes.io/service-account-token")
-                    .then(|| s["data"]["token"].as_str().map(str::to_owned))
-                    .flatten()
-            })
-        })
-        .expect("service-account token Secret within 20 s");
-        let out = Command::new("base64")
-            .arg("-d")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().expect("stdin").write_all(token.as_bytes())?;
-                c.wait_with_output()
-            })
-            .expect("base64 -d");
-        let token = String::from_utf8(out.stdout).expect("token text");
-        let admin = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
-        let field = |key: &str| {
-            admin
-                .lines()
-                .find_map(|l| l.trim().strip_prefix(key))
-                .expect("kubeconfig field")
-                .to_owned()
-        };
-        let path = self.state.path().join(format!("{sa}.kubeconfig"));
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\nusers:\n- name: sa\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: sa}}\ncurrent-context: t\n",
-                field("server: "),
-                field("certificate-authority: ")
-            ),
-        )
-        .expect("writing the kubeconfig");
-        path
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        let _ = Command::new(root().join("tests/apiserver/stop.sh"))
-            .arg(self.state.path())
-            .output();
-    }
-}
-
-fn node_json(name: &str, ip: &str) -> String {
-    serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name},
-        "status": {
-            "conditions": [{"type": "Ready", "status": "True"}],
-            "addresses": [{"type": "InternalIP", "address": ip}],
-        },
-    })
-    .to_string()
-}
-
-fn ping(ns: &Netns, ip: &str) -> bool {
-    ns.exec(
-        "ping",
-        &["-4", "-c", "1", "-W", "1", ip],
-        Duration::from_secs(5),
-    )
-    .status
-    .success()
-}
-
-/// The node each ServiceL2Status of `service` names.
-fn l2_status_nodes(cp: &ControlPlane, ns: &Netns, service: &str) -> Vec<String> {
-    let list = cp.json(ns, &["get", "servicel2statuses", "-A"]);
-    let mut nodes: Vec<String> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|o| o["status"]["serviceName"] == service)
-        .filter_map(|o| o["status"]["node"].as_str().map(str::to_owned))
-        .collect();
-    nodes.sort();
-    nodes
-}
-
 #[test]
 fn speakers_in_cluster_mode_announce_and_fail_over() {
-    if !ferrolb_e2e::require(TOOLS) {
+    let Some(net) = cluster_lab::network(GOBGP_TOOLS) else {
         return;
-    }
-    let lab = Lab::new();
-    let add = |h: &Host, ip: &str| {
-        h.ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])
     };
-    let router = lab.host("router", "02:f1:0d:00:00:01");
-    add(&router, "198.51.100.1");
-    // GoBGP's helper also listens on its IPv6 address.
-    router
-        .ns
-        .ip(&["addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"]);
-    let client = lab.host("client", "02:f1:0d:00:00:02");
-    add(&client, "198.51.100.2");
-    let api = lab.host("api", "02:f1:0d:00:00:03");
-    add(&api, API_ADDR);
-    let mut nodes = Vec::new();
-    for (name, mac, ip) in NODES {
-        let host = lab.host(name, mac);
-        host.ns.sysctl("net.ipv4.conf.all.arp_ignore", "1");
-        host.ns.sysctl("net.ipv4.conf.all.arp_announce", "2");
-        add(&host, ip);
-        let mut greeters = Vec::new();
-        for sip in L2_IPS.iter().chain([&BGP_IP]) {
-            host.ns
-                .ip(&["addr", "add", &format!("{sip}/32"), "dev", "lo"]);
-            let addr = SocketAddr::new(sip.parse::<IpAddr>().expect("ip"), TCP_PORT);
-            greeters.push(Greeter::start(&host.ns, addr, name));
-        }
-        nodes.push((name, mac, host, greeters));
-    }
+    let mut lab = Cluster::start(&net, CONFIG, Router::GoBgp);
+    let cns = lab.client();
 
-    let cp = ControlPlane::start(&api.ns);
-    let ans = &api.ns;
-    cp.ok(
-        ans,
-        &[
-            "apply",
-            "-f",
-            root()
-                .join("deploy/namespace.yaml")
-                .to_str()
-                .expect("utf-8"),
-        ],
-        None,
-    );
-    cp.ok(
-        ans,
-        &[
-            "apply",
-            "-f",
-            root().join("deploy/crds.yaml").to_str().expect("utf-8"),
-        ],
-        None,
-    );
-    wait_until(Duration::from_secs(20), || {
-        cp.kubectl(ans, &["get", "ipaddresspools", "-A"], None)
-            .status
-            .success()
-            .then_some(())
-    })
-    .expect("CRDs established");
-    for (name, _, ip) in NODES {
-        cp.ok(ans, &["apply", "-f", "-"], Some(&node_json(name, ip)));
-        cp.ok(
-            ans,
-            &[
-                "replace",
-                "--raw",
-                &format!("/api/v1/nodes/{name}/status"),
-                "-f",
-                "-",
-            ],
-            Some(&node_json(name, ip)),
-        );
-    }
-    cp.ok(ans, &["apply", "-f", "-"], Some(CONFIG));
-    // The speakers run with exactly the RBAC in deploy/.
-    cp.ok(
-        ans,
-        &[
-            "apply",
-            "-f",
-            root()
-                .join("deploy/rbac/speaker.yaml")
-                .to_str()
-                .expect("utf-8"),
-        ],
-        None,
-    );
-    let speaker_kc = cp.service_account_kubeconfig(ans, "ferrolb-system", "ferrolb-speaker");
-    let speaker_kc = speaker_kc.to_str().expect("utf-8").to_owned();
-
-    let dir = tempfile::tempdir().expect("logs");
-    let kc = cp.kubeconfig.to_str().expect("utf-8").to_owned();
-    let _controller = Proc::spawn(
-        ans,
-        &controller_binary(),
-        &[
-            "--kubeconfig",
-            &kc,
-            "--identity",
-            "c1",
-            "--metrics-addr",
-            "127.0.0.1:7472",
-        ],
-        dir.path().join("controller.log"),
-    );
-    let gobgp = {
-        let neighbors: Vec<GoBgpNeighbor> = NODES
-            .iter()
-            .map(|(_, _, ip)| GoBgpNeighbor::new(ip, 64512))
-            .collect();
-        GoBgp::start(&router.ns, 64513, &neighbors)
-    };
-    let mut speakers: Vec<Proc> = nodes
-        .iter()
-        .map(|(name, _, host, _)| {
-            Proc::spawn(
-                &host.ns,
-                &speaker_binary(),
-                &["--kubeconfig", &speaker_kc, "--node", name],
-                dir.path().join(format!("speaker-{name}.log")),
-            )
-        })
-        .collect();
-    let logs = |speakers: &[Proc]| -> String {
-        speakers
-            .iter()
-            .map(|p| format!("--- {} ---\n{}", p.log.display(), p.log()))
-            .collect()
-    };
-
-    // The controller assigned the IPs; one speaker owns web's.
-    let web_ip = wait_until(SETTLE, || {
-        let svc = cp.json(ans, &["-n", "default", "get", "service", "web"]);
-        svc["status"]["loadBalancer"]["ingress"][0]["ip"]
-            .as_str()
-            .map(str::to_owned)
-    })
-    .unwrap_or_else(|| panic!("web got no IP:\n{}", _controller.log()));
-    // One ServiceL2Status names the owner, and the client reaches that node
-    // (right after the start the speakers may still be joining the
-    // membership, and the status objects lag them a little: wait until
-    // they agree).
-    let cns = &client.ns;
-    let owner = wait_until(SETTLE, || {
-        let n = l2_status_nodes(&cp, ans, "web");
-        if n.len() != 1 || !ping(cns, &web_ip) {
-            return None;
-        }
-        let mac = NODES.iter().find(|x| x.0 == n[0])?.1;
-        (cns.neighbour(&web_ip, "eth0").as_deref() == Some(mac)).then(|| n[0].clone())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "no single owner of {web_ip} answering:\n{}",
-            logs(&speakers)
-        )
-    });
-    let owner_mac = NODES.iter().find(|n| n.0 == owner).expect("owner").1;
+    // The controller assigned the IPs; one speaker owns web's: one
+    // ServiceL2Status names the owner, and the client reaches that node.
+    let web_ip = lab.single_v4("web");
+    let owner = lab
+        .settled_owner("web", &web_ip)
+        .unwrap_or_else(|| panic!("no single owner of {web_ip} answering:\n{}", lab.logs()));
+    let owner_mac = mac_of(owner);
     let addr = SocketAddr::new(web_ip.parse::<IpAddr>().expect("ip"), TCP_PORT);
     assert_eq!(
         tcp_fetch(cns, addr, Duration::from_secs(3)).as_deref(),
-        Ok(owner.as_str())
+        Ok(owner)
     );
 
     // externalTrafficPolicy: Local follows the v1beta1 EndpointSlice (node3).
     let local = wait_until(SETTLE, || {
-        let n = l2_status_nodes(&cp, ans, "local");
+        let n = lab.l2_status_nodes("local");
         (n.len() == 1).then(|| n[0].clone())
     })
-    .unwrap_or_else(|| panic!("no ServiceL2Status for local:\n{}", logs(&speakers)));
+    .unwrap_or_else(|| panic!("no ServiceL2Status for local:\n{}", lab.logs()));
     assert_eq!(local, "node3");
 
     // BGP: the routed Service's route from every node, with the community.
+    assert_eq!(lab.single_v4("routed"), BGP_IP);
     let prefix = format!("{BGP_IP}/32");
-    let mut gobgp = gobgp;
+    let all: Vec<String> = NODES.iter().map(|n| n.v4.to_owned()).collect();
     let from_all = wait_until(SETTLE, || {
-        let rib = gobgp.rib(&router.ns, "ipv4");
-        let paths = rib
-            .get(&prefix)
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        (paths == 3).then_some(())
+        (lab.router().gobgp_paths(&prefix).0 == all).then_some(())
     });
     assert!(
         from_all.is_some(),
-        "{prefix} not from 3 nodes:\n{}",
-        logs(&speakers)
+        "{prefix} not from 3 nodes: {:?}\n{}",
+        lab.router().gobgp_paths(&prefix),
+        lab.logs()
     );
+    // COMMUNITIES (type 8): 64512:7 = 4227858439.
+    let attrs = lab.router().gobgp_paths(&prefix).1.to_string();
+    assert!(attrs.contains("4227858439"), "communities: {attrs}");
     // Each speaker reports its session in the BGPPeer's status.
     let sessions = wait_until(SETTLE, || {
-        let peer = cp.json(ans, &["-n", "ferrolb-system", "get", "bgppeer", "router"]);
-        let s = peer["status"]["sessions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let s = lab.peer_sessions("router");
         (s.len() == 3 && s.iter().all(|x| x["state"] == "Established")).then_some(s)
     });
     assert!(
         sessions.is_some(),
         "BGPPeer status sessions:\n{}",
-        logs(&speakers)
+        lab.logs()
     );
     // And its ConfigurationState.
-    cp.ok(
-        ans,
-        &[
-            "-n",
-            "ferrolb-system",
-            "get",
-            "configurationstate",
-            "speaker-node1",
-        ],
-        None,
-    );
+    lab.cp().ok(&[
+        "-n",
+        "ferrolb-system",
+        "get",
+        "configurationstate",
+        "speaker-node1",
+    ]);
 
     // The owner records an Event on the Service.
-    let announcing = wait_until(SETTLE, || {
-        let events = cp.json(ans, &["-n", "default", "get", "events"]);
-        events["items"]
-            .as_array()?
-            .iter()
-            .find(|e| {
-                e["involvedObject"]["name"] == "web"
-                    && e["reason"] == "Announcing"
-                    && e["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains(&format!("announcing from {owner}")))
-            })
-            .cloned()
-    });
+    let announcing = lab.wait_event(
+        "default",
+        "web",
+        "Announcing",
+        &format!("announcing from {owner}"),
+    );
     assert!(
         announcing.is_some(),
         "no Announcing Event on web:\n{}",
-        logs(&speakers)
+        lab.logs()
     );
 
     // A peer nobody answers for: a Warning Event on the BGPPeer per node.
-    let problem = wait_until(SETTLE, || {
-        let events = cp.json(ans, &["-n", "ferrolb-system", "get", "events"]);
-        events["items"]
-            .as_array()?
-            .iter()
-            .find(|e| {
-                e["involvedObject"]["name"] == "nowhere" && e["reason"] == "BGPSessionProblem"
-            })
-            .cloned()
-    });
+    let problem = lab.wait_event("ferrolb-system", "nowhere", "BGPSessionProblem", "");
     assert!(
         problem.is_some(),
         "no BGPSessionProblem Event on BGPPeer nowhere:\n{}",
-        logs(&speakers)
+        lab.logs()
     );
 
     // Metrics and health on every speaker.
@@ -606,7 +195,7 @@ fn speakers_in_cluster_mode_announce_and_fail_over() {
             && text.contains("ferrolb_speaker_membership_members 3"))
         .then_some(text)
     });
-    assert!(metrics.is_some(), "metrics of node2:\n{}", logs(&speakers));
+    assert!(metrics.is_some(), "metrics of node2:\n{}", lab.logs());
     let ready = cns.exec(
         "curl",
         &["-fsS", "http://198.51.100.11:7472/readyz"],
@@ -615,30 +204,23 @@ fn speakers_in_cluster_mode_announce_and_fail_over() {
     assert!(ready.status.success(), "readyz");
 
     // kill -9 the owner of web's IP: another node takes over.
-    let idx = NODES
-        .iter()
-        .position(|n| n.0 == owner)
-        .expect("owner index");
-    speakers[idx].kill();
+    lab.speaker(owner).kill();
     let moved = wait_until(SETTLE, || {
         cns.neighbour(&web_ip, "eth0").filter(|m| m != owner_mac)
     })
-    .unwrap_or_else(|| panic!("{web_ip} did not move off {owner}:\n{}", logs(&speakers)));
-    let new_owner = NODES.iter().find(|n| n.1 == moved).expect("a node's MAC").0;
+    .unwrap_or_else(|| panic!("{web_ip} did not move off {owner}:\n{}", lab.logs()));
+    let new_owner = node_with_mac(&moved).expect("a node's MAC");
     assert_eq!(
         tcp_fetch(cns, addr, Duration::from_secs(3)).as_deref(),
         Ok(new_owner)
     );
     // The new owner's ServiceL2Status replaces the dead speaker's.
     assert!(
-        wait_until(SETTLE, || (l2_status_nodes(&cp, ans, "web") == [new_owner])
+        wait_until(SETTLE, || (lab.l2_status_nodes("web") == [new_owner])
             .then_some(()))
         .is_some(),
         "ServiceL2Status of web: {:?}, expected only {new_owner}:\n{}",
-        l2_status_nodes(&cp, ans, "web"),
-        logs(&speakers)
+        lab.l2_status_nodes("web"),
+        lab.logs()
     );
-    for s in &mut speakers {
-        s.kill();
-    }
 }
