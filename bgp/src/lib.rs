@@ -29,6 +29,7 @@ pub mod message;
 pub mod prefix;
 pub mod session;
 pub mod transport;
+pub mod unnumbered;
 mod wire;
 
 pub use error::{AttributeError, AttributeProblem, DecodeError, EncodeError};

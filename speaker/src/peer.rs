@@ -4,7 +4,7 @@
 //! names no BFDProfile is not one: the session runs without BFD until the
 //! profile exists (validation reports a warning on the peer).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use ferrolb_bgp::AddressFamily;
@@ -36,6 +36,18 @@ pub fn node_ipv4(node: Option<&Node>) -> Option<Ipv4Addr> {
         .iter()
         .filter(|a| a.type_ == "InternalIP")
         .find_map(|a| a.address.parse::<Ipv4Addr>().ok())
+}
+
+/// This node's first IPv6 InternalIP.
+pub fn node_ipv6(node: Option<&Node>) -> Option<Ipv6Addr> {
+    node?
+        .status
+        .as_ref()?
+        .addresses
+        .as_ref()?
+        .iter()
+        .filter(|a| a.type_ == "InternalIP")
+        .find_map(|a| a.address.parse::<Ipv6Addr>().ok())
 }
 
 fn seconds(peer: &str, field: &str, text: &Option<String>) -> Result<Option<Duration>, String> {
@@ -146,26 +158,38 @@ fn first_interface_ipv4() -> Option<Ipv4Addr> {
 /// The BGP identifier is the peer's `routerID`, else this node's IPv4
 /// InternalIP, else the IPv4 `sourceAddress`, else what `local_v4` finds
 /// for the peer (see [`local_ipv4_for`]).
+///
+/// A peer with `interface` and no `peerAddress` (unnumbered) is reached
+/// at the link-local address `unnumbered` reports for that interface (see
+/// [`ferrolb_bgp::unnumbered`]); until there is one, this is an error that
+/// says what it waits for.
 pub fn setup(
     peer: &BGPPeer,
     cfg: &Config,
     node: Option<&Node>,
     local_v4: &dyn Fn(IpAddr) -> Option<Ipv4Addr>,
+    unnumbered: &dyn Fn(&str) -> Result<SocketAddrV6, String>,
 ) -> Result<PeerSetup, String> {
     let name = peer.metadata.name.as_deref().unwrap_or_default();
     let spec = &peer.spec;
-    if spec.interface.is_some() && spec.peer_address.is_none() {
-        return Err(format!(
-            "BGPPeer {name}: spec.interface (unnumbered peering) is not supported by this speaker yet; set spec.peerAddress"
-        ));
-    }
-    let address = spec
-        .peer_address
-        .as_deref()
-        .ok_or_else(|| format!("BGPPeer {name}: spec.peerAddress is not set"))?;
-    let peer_ip: IpAddr = address.parse().map_err(|_| {
-        format!("BGPPeer {name}: spec.peerAddress {address:?} is not an IP address")
-    })?;
+    let (peer_ip, scope_id) = match (spec.peer_address.as_deref(), spec.interface.as_deref()) {
+        (Some(address), _) => {
+            let ip: IpAddr = address.parse().map_err(|_| {
+                format!("BGPPeer {name}: spec.peerAddress {address:?} is not an IP address")
+            })?;
+            (ip, 0)
+        }
+        (None, Some(iface)) => {
+            let found = unnumbered(iface)
+                .map_err(|e| format!("BGPPeer {name}: spec.interface {iface}: {e}"))?;
+            (IpAddr::V6(*found.ip()), found.scope_id())
+        }
+        (None, None) => {
+            return Err(format!(
+                "BGPPeer {name}: set spec.peerAddress or spec.interface"
+            ));
+        }
+    };
     let source: Option<IpAddr> = spec
         .source_address
         .as_deref()
@@ -224,11 +248,24 @@ pub fn setup(
         ..GracefulRestartConfig::default()
     });
     session.hostname = node.and_then(|n| n.metadata.name.clone());
+    // IPv6 routes over an IPv4 session: this node's IPv6 InternalIP as the
+    // next hop, where it has one (the IPv4-mapped address used otherwise is
+    // refused by Linux routers: "IPv6 does not support RTA_VIA"). IPv4
+    // routes over an IPv6 session use the local IPv6 address (RFC 8950).
+    if peer_ip.is_ipv4() {
+        session.next_hop_v6 = node_ipv6(node);
+    }
     session
         .validate()
         .map_err(|e| format!("BGPPeer {name}: {e}"))?;
 
-    let mut transport = TransportConfig::new(SocketAddr::new(peer_ip, spec.peer_port));
+    let peer_socket = match peer_ip {
+        IpAddr::V6(v6) if scope_id != 0 => {
+            SocketAddr::V6(SocketAddrV6::new(v6, spec.peer_port, 0, scope_id))
+        }
+        ip => SocketAddr::new(ip, spec.peer_port),
+    };
+    let mut transport = TransportConfig::new(peer_socket);
     transport.source = source;
     // The speaker connects; it never listens (several peers, one port).
     transport.listen_port = None;
@@ -276,6 +313,7 @@ pub fn setup(
                 Hop::SingleHop
             };
             let mut peer_cfg = BfdPeerConfig::new(peer_ip, hop, bfd);
+            peer_cfg.scope_id = scope_id;
             peer_cfg.source = source;
             peer_cfg.bind_device = transport.bind_device.clone();
             Some(peer_cfg)
@@ -302,6 +340,10 @@ mod tests {
         cfg
     }
 
+    fn no_unnumbered(iface: &str) -> Result<SocketAddrV6, String> {
+        Err(format!("no discovery for {iface} in this test"))
+    }
+
     const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus: {addresses: [{type: InternalIP, address: \"2001:db8::5\"}, {type: InternalIP, address: 198.51.100.5}]}\n";
 
     #[test]
@@ -309,7 +351,14 @@ mod tests {
         let c = cfg(&format!(
             "{NODE}---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: p, namespace: ferrolb-system}}\nspec: {{myASN: 64512, localASN: 4200000000, peerASN: 64513, peerAddress: 198.51.100.1, peerPort: 1179, sourceAddress: 198.51.100.5, holdTime: 9s, keepaliveTime: 3s, connectTime: 5s, ebgpMultiHop: true, vrf: red, enableGracefulRestart: true, disableMP: true, passwordSecret: {{name: pw}}, bfdProfile: fast}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: pw, namespace: ferrolb-system}}\ntype: kubernetes.io/basic-auth\nstringData: {{password: s3cret}}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: fast, namespace: ferrolb-system}}\nspec: {{receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}}\n"
         ));
-        let s = setup(&c.bgp_peers[0], &c, c.nodes.first(), &|_| None).unwrap();
+        let s = setup(
+            &c.bgp_peers[0],
+            &c,
+            c.nodes.first(),
+            &|_| None,
+            &no_unnumbered,
+        )
+        .unwrap();
         assert_eq!(s.session.local_asn, 4_200_000_000);
         assert_eq!(s.session.peer_as, PeerAs::Fixed(64513));
         assert_eq!(s.session.router_id, Ipv4Addr::new(198, 51, 100, 5));
@@ -319,6 +368,11 @@ mod tests {
         assert_eq!(s.session.families, [AddressFamily::IPV4_UNICAST]);
         assert!(s.session.graceful_restart.unwrap().forwarding_preserved);
         assert_eq!(s.session.hostname.as_deref(), Some("n1"));
+        assert_eq!(
+            s.session.next_hop_v6,
+            Some("2001:db8::5".parse().unwrap()),
+            "IPv6 routes over an IPv4 session: the node's IPv6 InternalIP"
+        );
         assert_eq!(s.transport.peer, "198.51.100.1:1179".parse().unwrap());
         assert_eq!(s.transport.listen_port, None);
         assert_eq!(s.transport.bind_device.as_deref(), Some("red"));
@@ -331,6 +385,40 @@ mod tests {
     }
 
     #[test]
+    fn an_unnumbered_peer_is_reached_at_the_address_found_on_its_interface() {
+        let c = cfg(&format!(
+            "{NODE}---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: u, namespace: ferrolb-system}}\nspec: {{myASN: 64512, peerASN: 64513, interface: eth1, bfdProfile: fast}}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: fast, namespace: ferrolb-system}}\nspec: {{receiveInterval: 100, transmitInterval: 100}}\n"
+        ));
+        let found = |iface: &str| -> Result<SocketAddrV6, String> {
+            assert_eq!(iface, "eth1");
+            Ok(SocketAddrV6::new("fe80::2".parse().unwrap(), 0, 0, 7))
+        };
+        let s = setup(&c.bgp_peers[0], &c, c.nodes.first(), &|_| None, &found).unwrap();
+        assert_eq!(
+            s.transport.peer,
+            SocketAddr::V6(SocketAddrV6::new("fe80::2".parse().unwrap(), 179, 0, 7))
+        );
+        assert_eq!(s.transport.ttl, TtlMode::Ttl(1), "eBGP on the link");
+        let bfd = s.bfd.unwrap();
+        assert_eq!(bfd.scope_id, 7);
+        assert_eq!(bfd.peer, "fe80::2".parse::<IpAddr>().unwrap());
+        assert_eq!(s.session.router_id, Ipv4Addr::new(198, 51, 100, 5));
+        // Nothing found yet: an error that names the peer and the interface.
+        let err = setup(
+            &c.bgp_peers[0],
+            &c,
+            c.nodes.first(),
+            &|_| None,
+            &no_unnumbered,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "BGPPeer u: spec.interface eth1: no discovery for eth1 in this test"
+        );
+    }
+
+    #[test]
     fn router_id_defaults_and_errors_name_the_field() {
         let peer = |extra: &str| {
             format!(
@@ -339,8 +427,16 @@ mod tests {
         };
         // From the node's IPv4 InternalIP.
         let c = cfg(&format!("{NODE}---\n{}", peer("")));
-        let s = setup(&c.bgp_peers[0], &c, c.nodes.first(), &|_| None).unwrap();
+        let s = setup(
+            &c.bgp_peers[0],
+            &c,
+            c.nodes.first(),
+            &|_| None,
+            &no_unnumbered,
+        )
+        .unwrap();
         assert_eq!(s.session.router_id, Ipv4Addr::new(198, 51, 100, 5));
+        assert_eq!(s.session.next_hop_v6, None, "the session's own address");
         assert_eq!(s.transport.ttl, TtlMode::Default, "iBGP");
         assert_eq!(
             s.session.families,
@@ -348,16 +444,20 @@ mod tests {
         );
         // An IPv6-only node without routerID.
         let c = cfg(&peer(""));
-        let err = setup(&c.bgp_peers[0], &c, None, &|_| None).unwrap_err();
+        let err = setup(&c.bgp_peers[0], &c, None, &|_| None, &no_unnumbered).unwrap_err();
         assert!(err.contains("BGPPeer p: spec.routerID is needed"), "{err}");
         // Else the host's own IPv4 address.
-        let found = setup(&c.bgp_peers[0], &c, None, &|_| {
-            Some(Ipv4Addr::new(10, 9, 9, 9))
-        });
+        let found = setup(
+            &c.bgp_peers[0],
+            &c,
+            None,
+            &|_| Some(Ipv4Addr::new(10, 9, 9, 9)),
+            &no_unnumbered,
+        );
         assert_eq!(found.unwrap().session.router_id, Ipv4Addr::new(10, 9, 9, 9));
         let c = cfg(&peer(", routerID: 10.0.0.1"));
         assert_eq!(
-            setup(&c.bgp_peers[0], &c, None, &|_| None)
+            setup(&c.bgp_peers[0], &c, None, &|_| None, &no_unnumbered)
                 .unwrap()
                 .session
                 .router_id,
@@ -365,7 +465,7 @@ mod tests {
         );
         // A missing Secret.
         let c = cfg(&peer(", routerID: 10.0.0.1, passwordSecret: {name: nope}"));
-        let err = setup(&c.bgp_peers[0], &c, None, &|_| None).unwrap_err();
+        let err = setup(&c.bgp_peers[0], &c, None, &|_| None, &no_unnumbered).unwrap_err();
         assert!(
             err.contains("spec.passwordSecret: Secret ferrolb-system/nope not found"),
             "{err}"
@@ -380,13 +480,13 @@ mod tests {
             )
         };
         let c = cfg(&peer(", bfdProfile: later"));
-        let s = setup(&c.bgp_peers[0], &c, None, &|_| None).unwrap();
+        let s = setup(&c.bgp_peers[0], &c, None, &|_| None, &no_unnumbered).unwrap();
         assert!(s.bfd.is_none());
         let c = cfg(&format!(
             "{}---\napiVersion: ferrolb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: later, namespace: ferrolb-system}}\nspec: {{receiveInterval: 200}}\n",
             peer(", bfdProfile: later")
         ));
-        let with_bfd = setup(&c.bgp_peers[0], &c, None, &|_| None).unwrap();
+        let with_bfd = setup(&c.bgp_peers[0], &c, None, &|_| None, &no_unnumbered).unwrap();
         // The settings differ (the daemon compares their Debug text), so the
         // session restarts with BFD once the profile exists.
         assert_ne!(format!("{s:?}"), format!("{with_bfd:?}"));

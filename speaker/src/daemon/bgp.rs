@@ -12,6 +12,7 @@ use ferrolb_bgp::Prefix;
 use ferrolb_bgp::bfd::io::{self as bfd_io, BfdEvent, BfdHandle};
 use ferrolb_bgp::session::{Action, RouteAttributes, Session, State};
 use ferrolb_bgp::transport::{self, SessionHandle, TransportEvent};
+use ferrolb_bgp::unnumbered::io::{self as unnumbered_io, PeerAddress, Unnumbered};
 use ferrolb_config::Config;
 use k8s_openapi::api::core::v1::Node;
 use tokio::sync::mpsc;
@@ -52,6 +53,13 @@ pub struct Bgp {
     events_rx: mpsc::UnboundedReceiver<Tagged>,
     bfd: Option<(BfdHandle, mpsc::UnboundedReceiver<BfdEvent>)>,
     generation: u64,
+    /// Router discovery per interface of an unnumbered peer.
+    unnumbered: BTreeMap<String, Unnumbered>,
+    /// Why discovery could not start on an interface.
+    unnumbered_errors: BTreeMap<String, String>,
+    /// Interfaces whose peer address changed.
+    discovered_tx: mpsc::UnboundedSender<String>,
+    discovered_rx: mpsc::UnboundedReceiver<String>,
 }
 
 fn state_name(state: State) -> &'static str {
@@ -68,6 +76,7 @@ fn state_name(state: State) -> &'static str {
 impl Default for Bgp {
     fn default() -> Self {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (discovered_tx, discovered_rx) = mpsc::unbounded_channel();
         Bgp {
             runs: BTreeMap::new(),
             errors: BTreeMap::new(),
@@ -75,6 +84,10 @@ impl Default for Bgp {
             events_rx,
             bfd: None,
             generation: 0,
+            unnumbered: BTreeMap::new(),
+            unnumbered_errors: BTreeMap::new(),
+            discovered_tx,
+            discovered_rx,
         }
     }
 }
@@ -82,6 +95,9 @@ impl Default for Bgp {
 pub enum BgpInput {
     Session(Tagged),
     Bfd(BfdEvent),
+    /// The peer address found on this interface changed (unnumbered
+    /// peering): the sessions are to be set up again.
+    Discovered(String),
 }
 
 impl Bgp {
@@ -108,12 +124,15 @@ impl Bgp {
         tokio::select! {
             ev = self.events_rx.recv() => ev.map(BgpInput::Session),
             ev = bfd => ev.map(BgpInput::Bfd),
+            iface = self.discovered_rx.recv() => iface.map(BgpInput::Discovered),
         }
     }
 
     /// Applies one event; true when a peer's shown state changed.
     pub fn handle(&mut self, input: BgpInput) -> bool {
         match input {
+            // The daemon sets the sessions up again (see its main loop).
+            BgpInput::Discovered(_) => true,
             BgpInput::Session((name, generation, event)) => {
                 let Some(run) = self.runs.get_mut(&name) else {
                     return false;
@@ -208,6 +227,22 @@ impl Bgp {
     /// stops sessions, and sends the route differences.
     pub async fn apply(&mut self, cfg: &Config, node: Option<&Node>, desired: &Desired) {
         self.errors.clear();
+        self.discover(cfg, desired);
+        let unnumbered = |iface: &str| -> Result<std::net::SocketAddrV6, String> {
+            match self.unnumbered.get(iface) {
+                Some(u) => match &*u.peer.borrow() {
+                    PeerAddress::Found(addr) => Ok(*addr),
+                    PeerAddress::Waiting => Err(format!(
+                        "waiting for the peer's IPv6 router advertisements on {iface} (its link-local address is learned from them)"
+                    )),
+                },
+                None => Err(self
+                    .unnumbered_errors
+                    .get(iface)
+                    .cloned()
+                    .unwrap_or_else(|| "router discovery is not running".into())),
+            }
+        };
         let mut wanted = BTreeMap::new();
         for name in &desired.peers {
             let Some(p) = cfg
@@ -217,7 +252,7 @@ impl Bgp {
             else {
                 continue;
             };
-            match peer::setup(p, cfg, node, &peer::local_ipv4_for) {
+            match peer::setup(p, cfg, node, &peer::local_ipv4_for, &unnumbered) {
                 Ok(setup) => {
                     wanted.insert(name.clone(), setup);
                 }
@@ -287,6 +322,54 @@ impl Bgp {
                 tracing::info!(peer = %name, "withdrawing {prefix}");
                 let _ = run.handle.withdraw(prefix);
                 run.routes.remove(&prefix);
+            }
+        }
+    }
+
+    /// Runs router discovery on exactly the interfaces of this node's
+    /// unnumbered peers.
+    fn discover(&mut self, cfg: &Config, desired: &Desired) {
+        let wanted: std::collections::BTreeSet<String> = cfg
+            .bgp_peers
+            .iter()
+            .filter(|p| {
+                desired
+                    .peers
+                    .iter()
+                    .any(|n| p.metadata.name.as_deref() == Some(n.as_str()))
+            })
+            .filter(|p| p.spec.peer_address.is_none())
+            .filter_map(|p| p.spec.interface.clone())
+            .collect();
+        self.unnumbered.retain(|iface, _| wanted.contains(iface));
+        self.unnumbered_errors
+            .retain(|iface, _| wanted.contains(iface));
+        for iface in wanted {
+            if self.unnumbered.contains_key(&iface) {
+                continue;
+            }
+            match unnumbered_io::spawn(&iface) {
+                Ok(u) => {
+                    tracing::info!(
+                        "interface {iface}: router discovery started for unnumbered BGP peering"
+                    );
+                    self.unnumbered_errors.remove(&iface);
+                    let mut changes = u.peer.clone();
+                    let tx = self.discovered_tx.clone();
+                    let name = iface.clone();
+                    tokio::spawn(async move {
+                        while changes.changed().await.is_ok() {
+                            if tx.send(name.clone()).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    self.unnumbered.insert(iface, u);
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    self.unnumbered_errors.insert(iface, e.to_string());
+                }
             }
         }
     }

@@ -329,8 +329,18 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
                 }
             }
             ev = daemon.bgp.next() => {
-                if let Some(ev) = ev {
-                    dirty |= daemon.bgp.handle(ev);
+                match ev {
+                    // An unnumbered peer's address was found or changed.
+                    Some(bgp::BgpInput::Discovered(iface)) => {
+                        tracing::debug!("interface {iface}: peer address changed");
+                        if let Some(snap) = &snapshot {
+                            daemon.round(snap).await;
+                            metrics.rounds.inc();
+                        }
+                        dirty = true;
+                    }
+                    Some(ev) => dirty |= daemon.bgp.handle(ev),
+                    None => {}
                 }
             }
         }
