@@ -158,6 +158,8 @@ pub fn sample_for<T>(window: Duration, mut state: impl FnMut() -> T) -> Vec<T> {
 pub struct GoBgp {
     daemon: Daemon,
     dir: tempfile::TempDir,
+    /// The gRPC API's port on the namespace's loopback.
+    api_port: u16,
 }
 
 /// One neighbour of a GoBGP configuration.
@@ -183,10 +185,26 @@ impl GoBgp {
     /// Starts gobgpd with AS `asn` and the given neighbours (IPv4 and IPv6
     /// unicast each).
     pub fn start(ns: &Netns, asn: u32, neighbors: &[GoBgpNeighbor]) -> GoBgp {
+        GoBgp::start_on(ns, asn, &[ROUTER_V4, ROUTER_V6], 50051, neighbors)
+    }
+
+    /// Starts gobgpd listening on `local` only (the first is its router ID)
+    /// with its API on `api_port`: several can run in one namespace, each
+    /// a separate peer at its own address.
+    pub fn start_on(
+        ns: &Netns,
+        asn: u32,
+        local: &[&str],
+        api_port: u16,
+        neighbors: &[GoBgpNeighbor],
+    ) -> GoBgp {
         let dir = tempfile::tempdir().expect("temp dir");
+        let list: Vec<String> = local.iter().map(|a| format!("\"{a}\"")).collect();
         let mut config = format!(
-            "[global.config]\n  as = {asn}\n  router-id = \"{ROUTER_V4}\"\n  \
-             local-address-list = [\"{ROUTER_V4}\", \"{ROUTER_V6}\"]\n"
+            "[global.config]\n  as = {asn}\n  router-id = \"{}\"\n  \
+             local-address-list = [{}]\n",
+            local[0],
+            list.join(", ")
         );
         for n in neighbors {
             config += &format!(
@@ -213,12 +231,16 @@ impl GoBgp {
                 "toml",
                 "-p",
                 "--api-hosts",
-                "127.0.0.1:50051",
+                &format!("127.0.0.1:{api_port}"),
                 "--pprof-disable",
             ],
             &dir.path().join("gobgpd.log"),
         );
-        let mut gobgp = GoBgp { daemon, dir };
+        let mut gobgp = GoBgp {
+            daemon,
+            dir,
+            api_port,
+        };
         let up = wait_until(Duration::from_secs(10), || {
             gobgp.try_json(ns, &["neighbor"]).map(|_| ())
         });
@@ -235,7 +257,8 @@ impl GoBgp {
         if !self.daemon.running() {
             panic!("gobgpd exited:\n{}", self.log());
         }
-        let mut full = vec!["-j"];
+        let port = self.api_port.to_string();
+        let mut full = vec!["-p", port.as_str(), "-j"];
         full.extend_from_slice(args);
         let out = ns.exec("gobgp", &full, COMMAND_TIMEOUT);
         if !out.status.success() {

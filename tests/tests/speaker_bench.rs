@@ -9,11 +9,15 @@
 //!   owner's gratuitous ARP moves it).
 //! - `bgp_route_latency_and_scale`: a Service written to
 //!   `status/services.yaml` → its route at GoBGP, 20 times; then 10,000
-//!   Services at once → all 10,000 routes from every node at GoBGP; then
-//!   the speaker's RSS and idle CPU with those 10,000 Services.
+//!   Services at once → all 10,000 routes from every node at GoBGP (and at
+//!   three more gobgpd in the router namespace: every speaker has 4 peers
+//!   and, with the membership Secret, 3 members); then the speaker's RSS
+//!   and idle CPU with those 10,000 Services.
 
 use std::time::{Duration, Instant};
 
+use ferrolb_e2e::bgp::{GoBgp, GoBgpNeighbor};
+use ferrolb_e2e::netns::Netns;
 use ferrolb_e2e::speaker_lab::{
     self, GOBGP_TOOLS, NODES, Network, Router, Speaker, SpeakerLab, TOOLS, wait_moved,
 };
@@ -154,11 +158,39 @@ kind: BGPPeer
 metadata: {name: router, namespace: ferrolb-system}
 spec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.1}
 ---
+apiVersion: ferrolb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router2, namespace: ferrolb-system}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.2}
+---
+apiVersion: ferrolb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router3, namespace: ferrolb-system}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.3}
+---
+apiVersion: ferrolb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router4, namespace: ferrolb-system}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.4}
+---
 apiVersion: ferrolb.io/v1beta1
 kind: BGPAdvertisement
 metadata: {name: routed, namespace: ferrolb-system}
-spec: {ipAddressPools: [routed]}
+spec: {ipAddressPools: [routed], communities: ["64512:100"]}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: memberlist, namespace: ferrolb-system}
+stringData: {secretkey: "bench-key-0123456789abcdef"}
 "#;
+
+/// The three more routers of the BGP benchmark: gobgpd in their own
+/// namespaces on the LAN, at 198.51.100.2-4.
+const MORE_ROUTERS: [(&str, &str, &str); 3] = [
+    ("router2", "02:f1:0c:00:00:02", "198.51.100.2"),
+    ("router3", "02:f1:0c:00:00:03", "198.51.100.3"),
+    ("router4", "02:f1:0c:00:00:04", "198.51.100.4"),
+];
 
 /// `status/services.yaml` with Services `s0..sN` holding `ip(i)`.
 fn services_status(n: usize, ip: impl Fn(usize) -> String) -> String {
@@ -173,13 +205,12 @@ fn services_status(n: usize, ip: impl Fn(usize) -> String) -> String {
         .join("---\n")
 }
 
-/// Accepted prefixes of `family` GoBGP holds from each node.
-fn accepted(lab: &mut SpeakerLab<'_>, family: &str) -> Vec<u64> {
-    let ns = &lab.net().router.ns;
+/// Accepted prefixes of `family` a GoBGP holds from each node.
+fn accepted(gobgp: &mut GoBgp, ns: &Netns, family: &str) -> Vec<u64> {
     NODES
         .iter()
         .map(|n| {
-            let v = lab.gobgp().neighbor(ns, n.v4);
+            let v = gobgp.neighbor(ns, n.v4);
             v["afi_safis"]
                 .as_array()
                 .into_iter()
@@ -223,17 +254,53 @@ fn bgp_route_latency_and_scale() {
         return;
     }
     let net = Network::new();
+    // Three more routers: every speaker has 4 peers.
+    let neighbors: Vec<GoBgpNeighbor> = NODES
+        .iter()
+        .map(|n| GoBgpNeighbor::new(n.v4, speaker_lab::NODE_ASN))
+        .collect();
+    let hosts: Vec<_> = MORE_ROUTERS
+        .iter()
+        .map(|(role, mac, addr)| {
+            let host = net.host(role, mac);
+            speaker_lab::add_addr(&host.ns, "eth0", &format!("{addr}/24"));
+            (host, *addr)
+        })
+        .collect();
+    let mut more: Vec<(&Netns, GoBgp)> = hosts
+        .iter()
+        .map(|(host, addr)| {
+            let gobgp = GoBgp::start_on(
+                &host.ns,
+                speaker_lab::ROUTER_ASN,
+                &[addr],
+                50051,
+                &neighbors,
+            );
+            (&host.ns, gobgp)
+        })
+        .collect();
     let mut lab = SpeakerLab::start(&net, &[("config.yaml", BGP_CONFIG)], Router::GoBgp);
     let status = lab.dir().join("status/services.yaml");
-    // Sessions up (nothing announced yet).
+    // Sessions up (nothing announced yet), 3 nodes x 4 routers.
     let up = ferrolb_e2e::bgp::wait_until(Duration::from_secs(30), || {
+        let established = |ns: &Netns, g: &mut GoBgp| {
+            NODES
+                .iter()
+                .all(|n| g.neighbor(ns, n.v4)["state"]["session_state"] == 6)
+        };
         let ns = &lab.net().router.ns;
-        NODES
-            .iter()
-            .all(|n| lab.gobgp().neighbor(ns, n.v4)["state"]["session_state"] == 6)
+        (established(ns, lab.gobgp()) && more.iter_mut().all(|(ns, g)| established(ns, g)))
             .then_some(())
     });
-    assert!(up.is_some(), "sessions not established:\n{}", lab.logs());
+    assert!(
+        up.is_some(),
+        "sessions not established:\n{}\n{}",
+        lab.logs(),
+        more.iter()
+            .map(|(_, g)| format!("--- more gobgpd ---\n{}", g.log()))
+            .collect::<String>()
+    );
 
     // One Service at a time: written -> route at GoBGP. GoBGP is asked
     // back to back (no sleep), so the resolution is one `gobgp` call, whose
@@ -274,18 +341,32 @@ fn bgp_route_latency_and_scale() {
     )
     .expect("status");
     let written = Instant::now();
+    let ns = &net.router.ns;
+    let mut first = None;
     let all = ferrolb_e2e::bgp::wait_until(Duration::from_secs(120), || {
-        let counts = accepted(&mut lab, "ipv6");
-        counts.iter().all(|c| *c >= n as u64).then_some(counts)
+        let counts = accepted(lab.gobgp(), ns, "ipv6");
+        let done = counts.iter().all(|c| *c >= n as u64);
+        if done && first.is_none() {
+            first = Some(written.elapsed());
+        }
+        (done
+            && more
+                .iter_mut()
+                .all(|(ns, g)| accepted(g, ns, "ipv6").iter().all(|c| *c >= n as u64)))
+        .then_some(counts)
     });
     let took = written.elapsed();
     assert!(
         all.is_some(),
-        "not all {n} routes arrived: {:?}",
-        accepted(&mut lab, "ipv6")
+        "not all {n} routes arrived: {:?} {:?}",
+        accepted(lab.gobgp(), ns, "ipv6"),
+        more.iter_mut()
+            .map(|(ns, g)| accepted(g, ns, "ipv6"))
+            .collect::<Vec<_>>()
     );
     println!(
-        "{n} Services written at once -> all {n} routes from each of 3 nodes at GoBGP: {:.2} s",
+        "{n} Services written at once -> all {n} routes from each of 3 nodes at the first GoBGP: {:.2} s; at all 4 GoBGPs: {:.2} s",
+        first.unwrap_or(took).as_secs_f64(),
         took.as_secs_f64()
     );
 
@@ -307,7 +388,7 @@ fn bgp_route_latency_and_scale() {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     println!(
-        "speaker with {n} Services, 1 peer, 3 members: RSS {:.1} MB, idle CPU {:.2}% of a core over {} s",
+        "speaker with {n} Services, 4 peers, 3 members: RSS {:.1} MB, idle CPU {:.2}% of a core over {} s",
         rss_kb(pid) as f64 / 1024.0,
         ticks as f64 / hz / window.as_secs_f64() * 100.0,
         window.as_secs()
