@@ -230,6 +230,30 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// One value of the speaker's `/metrics` in `ns` (0 when absent).
+fn metric(ns: &Netns, name: &str) -> f64 {
+    let name = name.to_owned();
+    let text = ns.enter(|| {
+        use std::io::{Read, Write};
+        let addr: std::net::SocketAddr = "127.0.0.1:7472".parse().expect("addr");
+        let mut stream =
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text)
+    });
+    text.unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn cpu_ticks(pid: u32) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = text.rsplit_once(')').map_or("", |(_, r)| r);
@@ -381,10 +405,17 @@ fn bgp_route_latency_and_scale() {
         .and_then(|l| l.trim().parse().ok())
         .expect("node1's speaker pid");
     std::thread::sleep(Duration::from_secs(5));
+    let node1 = &net.node("node1").host.ns;
+    let rounds_before = metric(node1, "ferrolb_speaker_rounds_total");
     let before = cpu_ticks(pid);
     let window = Duration::from_secs(30);
     std::thread::sleep(window);
     let ticks = cpu_ticks(pid) - before;
+    println!(
+        "  during the idle window: {} decision rounds, membership changes {}",
+        metric(node1, "ferrolb_speaker_rounds_total") - rounds_before,
+        metric(node1, "ferrolb_speaker_membership_changes"),
+    );
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     println!(

@@ -8,16 +8,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ferrolb_bgp::Prefix;
 use ferrolb_bgp::bfd::io::{self as bfd_io, BfdEvent, BfdHandle};
-use ferrolb_bgp::session::{Action, RouteAttributes, Session, State};
+use ferrolb_bgp::session::{Action, Session, State};
 use ferrolb_bgp::transport::{self, SessionHandle, TransportEvent};
 use ferrolb_bgp::unnumbered::io::{self as unnumbered_io, PeerAddress, Unnumbered};
 use ferrolb_config::Config;
 use k8s_openapi::api::core::v1::Node;
 use tokio::sync::mpsc;
 
-use crate::desired::Desired;
+use crate::desired::{Desired, Routes};
 use crate::peer;
 
 /// How long a session may take to send its withdrawals and Cease.
@@ -37,7 +36,8 @@ struct Run {
     generation: u64,
     fingerprint: String,
     handle: SessionHandle,
-    routes: BTreeMap<Prefix, Arc<RouteAttributes>>,
+    /// What was announced: the decision's map for this peer, shared.
+    routes: Arc<Routes>,
     bfd_discriminator: Option<u32>,
     state: PeerState,
 }
@@ -278,7 +278,7 @@ impl Bgp {
             tracing::info!(peer = %name, "stopping the session: the peer no longer selects this node or was removed");
             self.stop_one(&name, "peer removed").await;
         }
-        let empty = BTreeMap::new();
+        let empty: Arc<Routes> = Arc::default();
         for (name, setup) in wanted {
             let fingerprint = format!("{setup:?}");
             let restart = self
@@ -305,24 +305,20 @@ impl Bgp {
             let Some(run) = self.runs.get_mut(&name) else {
                 continue;
             };
-            for (prefix, attrs) in want {
+            if Arc::ptr_eq(&run.routes, want) {
+                continue;
+            }
+            for (prefix, attrs) in want.iter() {
                 if run.routes.get(prefix) != Some(attrs) {
                     tracing::info!(peer = %name, "announcing {prefix}");
                     let _ = run.handle.announce(*prefix, attrs.clone());
-                    run.routes.insert(*prefix, attrs.clone());
                 }
             }
-            let withdraw: Vec<Prefix> = run
-                .routes
-                .keys()
-                .filter(|p| !want.contains_key(*p))
-                .copied()
-                .collect();
-            for prefix in withdraw {
+            for prefix in run.routes.keys().filter(|p| !want.contains_key(*p)) {
                 tracing::info!(peer = %name, "withdrawing {prefix}");
-                let _ = run.handle.withdraw(prefix);
-                run.routes.remove(&prefix);
+                let _ = run.handle.withdraw(*prefix);
             }
+            run.routes = want.clone();
         }
     }
 
@@ -413,7 +409,7 @@ impl Bgp {
             generation,
             fingerprint,
             handle,
-            routes: BTreeMap::new(),
+            routes: Arc::default(),
             bfd_discriminator,
             state: PeerState {
                 state: "Idle".into(),

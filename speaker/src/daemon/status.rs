@@ -71,7 +71,7 @@ impl Report {
         let mut peers: Vec<&str> = s
             .ips
             .iter()
-            .flat_map(|d| d.bgp.iter().map(|(p, _)| p.as_str()))
+            .flat_map(|d| d.bgp.iter().map(|(p, _)| &**p))
             .collect();
         peers.sort_unstable();
         peers.dedup();

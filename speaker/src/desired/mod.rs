@@ -158,14 +158,15 @@ pub struct L2Announcement {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IpDecision {
     pub ip: Option<IpAddr>,
-    /// The pool whose addresses hold the IP.
-    pub pool: Option<String>,
+    /// The pool whose addresses hold the IP (one shared name per pool).
+    pub pool: Option<Arc<str>>,
     /// The layer-2 owner elected among eligible nodes, when layer 2 applies.
     pub l2_owner: Option<String>,
     /// Interfaces this node answers on (when it is the owner).
     pub l2_interfaces: Vec<String>,
-    /// BGP peers (names) this node announces the IP to, with the prefix.
-    pub bgp: Vec<(String, Prefix)>,
+    /// BGP peers (names, shared per peer) this node announces the IP to,
+    /// with the prefix.
+    pub bgp: Vec<(Arc<str>, Prefix)>,
     /// Why the IP is not announced here (by layer 2, BGP or at all).
     pub reasons: Vec<String>,
 }
@@ -194,7 +195,9 @@ pub struct Desired {
     /// Per BGPPeer name: the prefixes to announce and their attributes.
     /// Routes with the same attributes share one `Arc` (thousands of
     /// prefixes, a handful of attribute sets).
-    pub bgp: BTreeMap<String, BTreeMap<Prefix, Arc<RouteAttributes>>>,
+    /// The map of each peer is shared with the BGP adapter, which keeps it
+    /// as what it announced.
+    pub bgp: BTreeMap<String, Arc<Routes>>,
     /// Per Service, per IP.
     pub services: Vec<ServiceDecision>,
     /// Why this node announces nothing at all, when it does not.
@@ -208,16 +211,32 @@ struct PoolInfo<'c> {
     ranges: Vec<AddrRange>,
 }
 
-/// One shared copy of each distinct set of route attributes.
+/// The routes to one peer and their attributes.
+pub type Routes = BTreeMap<Prefix, Arc<RouteAttributes>>;
+
+/// One shared copy of each distinct set of route attributes, and of each
+/// peer and pool name: 10,000 Services hold pointers, not copies.
 #[derive(Default)]
-struct Interned(std::collections::HashMap<RouteAttributes, Arc<RouteAttributes>>);
+struct Interned {
+    attributes: std::collections::HashMap<RouteAttributes, Arc<RouteAttributes>>,
+    names: std::collections::HashMap<String, Arc<str>>,
+}
 
 impl Interned {
     fn get(&mut self, attrs: RouteAttributes) -> Arc<RouteAttributes> {
-        self.0
+        self.attributes
             .entry(attrs)
             .or_insert_with_key(|a| Arc::new(a.clone()))
             .clone()
+    }
+
+    fn name(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.names.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.names.insert(name.to_string(), n.clone());
+        n
     }
 }
 
@@ -630,7 +649,7 @@ fn decide_ip(
         return d;
     };
     let pool_name = name_of(&pool.pool.metadata).to_string();
-    d.pool = Some(pool_name.clone());
+    d.pool = Some(interned.name(&pool_name));
 
     // Layer 2.
     let l2_advs: Vec<&L2Advertisement> = cfg
@@ -652,19 +671,28 @@ fn decide_ip(
     if !l2_advs.is_empty() {
         let mut candidates = Vec::new();
         let mut why_not = Vec::new();
+        // Why this node is not a candidate, when it is not.
+        let mut mine = None;
         for node in nodes {
             let applying: Vec<&&L2Advertisement> = l2_advs
                 .iter()
                 .filter(|a| selector::matches_any(&a.spec.node_selectors, &node.labels))
                 .collect();
             if applying.is_empty() {
-                why_not.push(format!(
+                let r = format!(
                     "no L2Advertisement selecting pool {pool_name} selects node {}",
                     node.name
-                ));
+                );
+                if node.name == inputs.node {
+                    mine = Some(r.clone());
+                }
+                why_not.push(r);
                 continue;
             }
             if let Some(r) = node_blocked(node, endpoint_nodes).or_else(|| node.not_live.clone()) {
+                if node.name == inputs.node {
+                    mine = Some(r.clone());
+                }
                 why_not.push(r);
                 continue;
             }
@@ -707,9 +735,16 @@ fn decide_ip(
                     });
                     entry.services.push(key.clone());
                 } else {
-                    d.reasons.push(format!(
-                        "not answering for {ip} on layer 2: node {owner} is the elected owner"
-                    ));
+                    // This node's own reason first, when it could not be
+                    // elected at all (an Event then says why it stopped).
+                    d.reasons.push(match &mine {
+                        Some(r) => format!(
+                            "not answering for {ip} on layer 2: {r}; node {owner} is the elected owner"
+                        ),
+                        None => format!(
+                            "not answering for {ip} on layer 2: node {owner} is the elected owner"
+                        ),
+                    });
                 }
             }
             None => {
@@ -770,9 +805,10 @@ fn decide_ip(
                 let mut any_peer = false;
                 for peer in peers {
                     any_peer = true;
-                    let name = name_of(&peer.metadata).to_string();
+                    let name = interned.name(name_of(&peer.metadata));
                     let mut attrs = route_attributes(&communities, adv, peer);
-                    let routes = desired.bgp.entry(name.clone()).or_default();
+                    // Unique while deciding: make_mut never copies here.
+                    let routes = Arc::make_mut(desired.bgp.entry(name.to_string()).or_default());
                     match routes.get_mut(&prefix) {
                         Some(existing) => {
                             let mut merged = RouteAttributes::clone(existing);

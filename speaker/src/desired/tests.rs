@@ -261,6 +261,14 @@ fn local_traffic_policy_follows_ready_endpoints() {
         slice("web", &[("node2", Some(true), None, None)])
     ));
     assert_eq!(owners(&cfg, &svcs, "198.51.100.10"), ["node2"]);
+    // A node without the endpoint says so, not only who owns the IP.
+    let d = decide_on(&cfg, &svcs, "node1", None);
+    assert_eq!(
+        d.services[0].ips[0].reasons,
+        [
+            "not answering for 198.51.100.10 on layer 2: externalTrafficPolicy is Local and node node1 has no ready endpoint; node node2 is the elected owner"
+        ]
+    );
     let cfg = config(&format!(
         "{L2_ALL}---\n{}",
         slice(
