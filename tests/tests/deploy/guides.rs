@@ -1,9 +1,10 @@
-//! The guides (docs/guides/*.md) and deploy/containerlab/README.md: every
-//! command and manifest they show is run or checked here, so they cannot
-//! drift from the binaries, the chart and the schemas.
+//! The README, the guides (docs/guides/*.md) and the READMEs of
+//! deploy/containerlab and deploy/container:
+//! every command and manifest they show is run or checked here, so they
+//! cannot drift from the binaries, the chart and the schemas.
 //!
-//! A guide marks each fenced block with its info string (GitHub highlights
-//! by the first word and ignores the rest):
+//! Each fenced block is marked with its info string (GitHub highlights by
+//! the first word and ignores the rest):
 //!
 //! - ` ```yaml `: a manifest (a document with `kind:`), checked against the
 //!   Kubernetes and CRD schemas like every file in deploy/, and with
@@ -18,13 +19,18 @@
 //! - `file=NAME` on a yaml block: the block is also written to NAME in the
 //!   guide's work directory, where its commands run.
 //! - ` ```sh `: run in order by `sh -e` in the guide's work directory (which
-//!   holds this repository's deploy/ and config/ and the named blocks), with
-//!   the built ferrolb-controller and ferrolb-speaker first on PATH; the block
-//!   must exit 0, or N with `exit=N`.
+//!   holds this repository's deploy/, config/, docs/ and tests/ and the named
+//!   blocks), with the built ferrolb-controller and ferrolb-speaker first on
+//!   PATH and named by `FERROLB_CONTROLLER_BIN`/`FERROLB_SPEAKER_BIN` (the
+//!   demo's `run.sh` runs them instead of building); the block must exit 0,
+//!   or N with `exit=N`.
 //! - ` ```sh not-run=WHY `: not run here (WHY is a key of [`NOT_RUN`]): each
 //!   command is listed with the reason, every file it names must exist (in
-//!   the repository, as a named block, or written by an earlier command), and
-//!   `helm install`/`helm upgrade` is rendered with `helm template` instead.
+//!   the repository, as a named block, or written by an earlier command),
+//!   `helm install`/`helm upgrade` is rendered with `helm template` instead,
+//!   and a `ferrolb-controller`/`ferrolb-speaker` command is parsed by the
+//!   binary (`COMMAND --help` fails on a subcommand, flag or value it does
+//!   not take).
 //! - ` ```text output ` or ` ```yaml output `: what the ` ```sh ` block just
 //!   before it prints (stdout and stderr), compared line by line.
 //!
@@ -34,7 +40,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ferrolb_e2e::speaker::controller_binary;
+use ferrolb_e2e::speaker::{controller_binary, speaker_binary};
 
 use super::{Tools, documents, root};
 
@@ -57,6 +63,34 @@ pub const NOT_RUN: &[(&str, &str)] = &[
         "needs a container engine to build or move images, none installed here",
     ),
     ("node", "runs on a cluster node or a client of its network"),
+    (
+        "network",
+        "as root, answers ARP/NDP on this machine's own network (tests/tests/l2.rs runs l2-probe in network namespaces)",
+    ),
+    (
+        "router",
+        "needs a BGP router to peer with (tests/tests/bgp_*.rs run bgp-probe against GoBGP, FRR, BIRD and ExaBGP in network namespaces)",
+    ),
+    (
+        "daemon",
+        "runs until stopped (controller/tests/standalone.rs and tests/tests/speaker.rs run both daemons in standalone mode, the speakers as root in network namespaces)",
+    ),
+    (
+        "demo",
+        "as root it is the full demo (network namespaces, Debian packages, a release build): tests/tests/demo_full.rs runs it and compares what it prints with the README",
+    ),
+    (
+        "test-command",
+        "is the test command itself, which runs this test",
+    ),
+    (
+        "build",
+        "a release build of the workspace; the tests run their own build of the same binaries",
+    ),
+    (
+        "kustomize",
+        "needs the kustomize binary (kubectl builds kustomizations but does not edit them), not installed here",
+    ),
 ];
 
 /// Tags a yaml block may carry besides `file=NAME`.
@@ -102,7 +136,8 @@ impl Block {
     }
 }
 
-/// The guides, in a fixed order.
+/// The documents whose blocks are checked, in a fixed order: the README,
+/// the guides, the READMEs of deploy/containerlab and deploy/container.
 pub fn guides() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("docs/guides"))
         .expect("docs/guides")
@@ -110,7 +145,9 @@ pub fn guides() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "md"))
         .collect();
     files.sort();
+    files.insert(0, root().join("README.md"));
     files.push(root().join("deploy/containerlab/README.md"));
+    files.push(root().join("deploy/container/README.md"));
     files
 }
 
@@ -232,14 +269,14 @@ fn check_markers(b: &Block) {
     }
 }
 
-/// A work directory for one guide: deploy/ and config/ of this repository
-/// (symbolic links) and every `file=NAME` block.
+/// A work directory for one guide: deploy/, config/, docs/ and tests/ of this
+/// repository (symbolic links) and every `file=NAME` block.
 pub fn work_dir(guide_blocks: &[Block]) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("ferrolb-guide-")
         .tempdir()
         .unwrap();
-    for d in ["deploy", "config"] {
+    for d in ["deploy", "config", "docs", "tests"] {
         std::os::unix::fs::symlink(root().join(d), dir.path().join(d)).unwrap();
     }
     for b in guide_blocks {
@@ -337,7 +374,7 @@ fn files_named(words: &[String]) -> Vec<String> {
             && takes_file.contains(&flag)
         {
             out.push(value.to_string());
-        } else if ["deploy/", "config/", "docs/"]
+        } else if ["deploy/", "config/", "docs/", "tests/"]
             .iter()
             .any(|p| w.starts_with(p))
         {
@@ -419,16 +456,19 @@ fn normalize(text: &str) -> Vec<String> {
 
 /// Runs a ```sh block in `dir`: (exit code, stdout and stderr interleaved).
 fn run_block(dir: &Path, text: &str) -> (i32, String) {
-    let bin = controller_binary();
+    let (controller, speaker) = (controller_binary(), speaker_binary());
     let mut path =
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect::<Vec<_>>();
-    path.insert(0, bin.parent().unwrap().to_path_buf());
+    path.insert(0, speaker.parent().unwrap().to_path_buf());
+    path.insert(0, controller.parent().unwrap().to_path_buf());
     let script = format!("set -e\nexec 2>&1\n{text}");
     let out = Command::new("sh")
         .arg("-c")
         .arg(script)
         .current_dir(dir)
         .env("PATH", std::env::join_paths(path).unwrap())
+        .env("FERROLB_CONTROLLER_BIN", &controller)
+        .env("FERROLB_SPEAKER_BIN", &speaker)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .output()
@@ -439,12 +479,55 @@ fn run_block(dir: &Path, text: &str) -> (i32, String) {
     )
 }
 
+/// A not-run command of one of FerroLB's binaries, up to the first shell
+/// operator, parsed by that binary: `COMMAND --help` parses every
+/// subcommand, flag and value, then prints the help instead of running.
+/// None for another command; else the arguments checked, or what the binary
+/// refused.
+fn parse_with_help(dir: &Path, words: &[String]) -> Option<Result<String, String>> {
+    let binary = match words.first()?.as_str() {
+        "ferrolb-controller" => controller_binary(),
+        "ferrolb-speaker" => speaker_binary(),
+        _ => return None,
+    };
+    let args: Vec<&String> = words[1..]
+        .iter()
+        .take_while(|w| {
+            !(w.contains(['|', '>', '<', ';']) || w.as_str() == "&&" || w.as_str() == "&")
+        })
+        .collect();
+    let shown = format!(
+        "{} {} --help",
+        words[0],
+        args.iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = Command::new(&binary)
+        .args(&args)
+        .arg("--help")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Some(if out.status.success() {
+        Ok(shown)
+    } else {
+        Err(format!(
+            "`{shown}` fails:\n{}",
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ))
+    })
+}
+
 /// What checking one guide found: commands run, commands not run (with why),
-/// and problems.
+/// not-run commands whose arguments the binary parsed, and problems.
 #[derive(Default)]
 pub struct Report {
     pub ran: Vec<String>,
     pub not_run: Vec<String>,
+    pub parsed: Vec<String>,
     pub problems: Vec<String>,
 }
 
@@ -493,6 +576,14 @@ pub fn check_guide(guide: &Path) -> Report {
                                     b.at()
                                 ));
                             }
+                        }
+                        match parse_with_help(dir.path(), &w) {
+                            None => {}
+                            Some(Ok(shown)) => report.parsed.push(format!("{}: {shown}", b.at())),
+                            Some(Err(e)) => report.problems.push(format!(
+                                "{}: `{c}` is not run, and its binary refuses its arguments: {e}",
+                                b.at()
+                            )),
                         }
                         written.extend(files_written(&w));
                         report.not_run.push(format!("{} ({reason}): {c}", b.at()));
