@@ -793,6 +793,18 @@ fn readme_and_guides_commands_run_and_print_what_they_show() {
     );
 }
 
+/// The README's and the guides' relative links lead to files and headings
+/// that exist.
+#[test]
+fn readme_and_guides_links_lead_somewhere() {
+    let mut problems = Vec::new();
+    let files = guides::guides();
+    for f in &files {
+        problems.extend(guides::broken_links(f));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// deploy/containerlab (never deployed here: no containerlab): the
 /// topology's links join nodes it defines, the files it binds exist, the
 /// addresses and AS numbers of the topology, gobgpd.toml and the BGPPeer

@@ -1,7 +1,8 @@
 //! The README, the guides (docs/guides/*.md) and the READMEs of
 //! deploy/containerlab and deploy/container:
 //! every command and manifest they show is run or checked here, so they
-//! cannot drift from the binaries, the chart and the schemas.
+//! cannot drift from the binaries, the chart and the schemas. Also: their
+//! relative links lead to files and headings that exist.
 //!
 //! Each fenced block is marked with its info string (GitHub highlights by
 //! the first word and ignores the rest):
@@ -759,4 +760,92 @@ pub fn guide_documents(t: &Tools, dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+// ---------------------------------------------------------------------
+// Links.
+
+/// GitHub's anchor of a heading: lower case, punctuation but `-` and `_`
+/// dropped, spaces as `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The lines of a Markdown file outside fenced blocks.
+fn prose_lines(text: &str) -> Vec<&str> {
+    let mut fenced = false;
+    text.lines()
+        .filter(|l| {
+            if l.trim_start().starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+        .collect()
+}
+
+/// Relative links (`[text](path#anchor)`) of a Markdown file that lead
+/// nowhere: the file does not exist, or a Markdown file has no such heading.
+pub fn broken_links(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let at = file
+        .strip_prefix(root())
+        .unwrap_or(file)
+        .display()
+        .to_string();
+    let mut out = Vec::new();
+    for (n, line) in prose_lines(&text).into_iter().enumerate() {
+        let mut rest = line;
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = &rest[..end];
+            rest = &rest[end..];
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (path, fragment) = match target.split_once('#') {
+                Some((p, f)) => (p, Some(f)),
+                None => (target, None),
+            };
+            let dest = if path.is_empty() {
+                file.to_path_buf()
+            } else {
+                file.parent().unwrap().join(path)
+            };
+            if !dest.exists() {
+                out.push(format!(
+                    "{at}: a link to {target}, which does not exist (prose line {})",
+                    n + 1
+                ));
+                continue;
+            }
+            if let Some(fragment) = fragment
+                && dest.extension().is_some_and(|e| e == "md")
+            {
+                let headings: Vec<String> = prose_lines(&std::fs::read_to_string(&dest).unwrap())
+                    .into_iter()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .map(|h| anchor(h.trim_start_matches('#')))
+                    .collect();
+                if !headings.iter().any(|h| h == fragment) {
+                    out.push(format!(
+                        "{at}: a link to {target}: {} has no heading with anchor #{fragment}",
+                        dest.strip_prefix(root()).unwrap_or(&dest).display()
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
