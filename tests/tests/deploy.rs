@@ -805,6 +805,17 @@ fn readme_and_guides_links_lead_somewhere() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The README's table of Service annotations (and the MetalLB guide's) is
+/// the controller's list of keys, in its order of precedence.
+#[test]
+fn readme_lists_the_annotations_the_controller_reads() {
+    let problems = guides::annotation_table_problems();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    for (name, keys) in guides::controller_annotations() {
+        println!("{name}: {keys:?} in the README");
+    }
+}
+
 /// deploy/containerlab (never deployed here: no containerlab): the
 /// topology's links join nodes it defines, the files it binds exist, the
 /// addresses and AS numbers of the topology, gobgpd.toml and the BGPPeer

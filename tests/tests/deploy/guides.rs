@@ -2,7 +2,8 @@
 //! deploy/containerlab and deploy/container:
 //! every command and manifest they show is run or checked here, so they
 //! cannot drift from the binaries, the chart and the schemas. Also: their
-//! relative links lead to files and headings that exist.
+//! relative links lead to files and headings that exist, and the README's
+//! table of Service annotations is the controller's list of keys.
 //!
 //! Each fenced block is marked with its info string (GitHub highlights by
 //! the first word and ignores the rest):
@@ -763,7 +764,7 @@ pub fn guide_documents(t: &Tools, dir: &Path) -> Vec<PathBuf> {
 }
 
 // ---------------------------------------------------------------------
-// Links.
+// Links and the Service annotations.
 
 /// GitHub's anchor of a heading: lower case, punctuation but `-` and `_`
 /// dropped, spaces as `-`.
@@ -848,4 +849,114 @@ pub fn broken_links(file: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// The prefixes of the Service annotations the controller reads.
+const ANNOTATION_PREFIXES: [&str; 3] = ["ferrolb.io/", "metallb.io/", "metallb.universe.tf/"];
+
+/// The Service annotations the controller declares, as its source
+/// (controller/src/allocator/service.rs) spells them: each constant named
+/// `…_ANNOTATION` or `…_ANNOTATIONS` with its keys, in its order (the order
+/// of precedence).
+pub fn controller_annotations() -> Vec<(String, Vec<String>)> {
+    let source = root().join("controller/src/allocator/service.rs");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(decl) = line.trim_start().strip_prefix("pub const ") else {
+            continue;
+        };
+        let name = decl.split(':').next().unwrap().trim().to_string();
+        if !(name.ends_with("_ANNOTATION") || name.ends_with("_ANNOTATIONS")) {
+            continue;
+        }
+        // The value: from `=` to the `;` that ends it (the type may hold one).
+        let mut value = line.split_once('=').expect("`= value`").1.to_string();
+        while !value.contains(';') {
+            value.push_str(lines.next().expect("a constant ends with `;`"));
+        }
+        let keys: Vec<String> = value
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        out.push((name, keys));
+    }
+    assert!(
+        out.len() >= 4,
+        "{}: expected the annotation constants, found {out:?}",
+        source.display()
+    );
+    out
+}
+
+/// The rows of the tables in section `heading` of a Markdown file that name
+/// annotations: the annotation keys of each row, in order.
+fn annotation_rows(file: &Path, heading: &str) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let start = text
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("{}: no section `{heading}`", file.display()));
+    let section = &text[start + heading.len() + 2..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    section
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|row| {
+            row.split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|code| {
+                    ANNOTATION_PREFIXES.iter().any(|p| {
+                        code.strip_prefix(p).is_some_and(|k| {
+                            !k.is_empty()
+                                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        })
+                    })
+                })
+                .map(str::to_string)
+                .collect::<Vec<String>>()
+        })
+        .filter(|keys| !keys.is_empty())
+        .collect()
+}
+
+/// The annotation tables against the controller's constants: the README's
+/// `## Service annotations` has one row per constant, naming exactly its
+/// keys in their order of precedence; the MetalLB guide's `## Annotations
+/// that keep working` one such row per constant with a MetalLB spelling.
+pub fn annotation_table_problems() -> Vec<String> {
+    let constants = controller_annotations();
+    let mut problems = Vec::new();
+    for (file, heading, metallb_only) in [
+        ("README.md", "## Service annotations", false),
+        (
+            "docs/guides/migrating-from-metallb.md",
+            "## Annotations that keep working",
+            true,
+        ),
+    ] {
+        let rows = annotation_rows(&root().join(file), heading);
+        let wanted: Vec<&(String, Vec<String>)> = constants
+            .iter()
+            .filter(|(_, keys)| !metallb_only || keys.iter().any(|k| k.starts_with("metallb")))
+            .collect();
+        for (name, keys) in &wanted {
+            if !rows.contains(keys) {
+                problems.push(format!(
+                    "{file}, {heading}: no table row names exactly {keys:?} in this order ({name} in controller/src/allocator/service.rs)"
+                ));
+            }
+        }
+        for row in &rows {
+            if !wanted.iter().any(|(_, keys)| keys == row) {
+                problems.push(format!(
+                    "{file}, {heading}: the row naming {row:?} matches no annotation constant of controller/src/allocator/service.rs: {constants:?}"
+                ));
+            }
+        }
+    }
+    problems
 }
