@@ -501,6 +501,32 @@ fn kustomization_and_chart_values_do_what_they_say() {
     }
     assert_eq!(c["image"], "registry.example/ferrolb-controller:test");
     assert_eq!(s["image"], "registry.example/ferrolb-speaker:test");
+    // Pull policy and secrets, priority classes and resources of both.
+    for (kind, name, container, priority, resources) in [
+        (
+            "Deployment",
+            "ferrolb-controller",
+            &c,
+            "system-cluster-critical",
+            json!({"requests": {"cpu": "100m", "memory": "96Mi"}, "limits": {"memory": "384Mi"}}),
+        ),
+        (
+            "DaemonSet",
+            "ferrolb-speaker",
+            &s,
+            "system-node-critical",
+            json!({"requests": {"cpu": "30m", "memory": "48Mi"}, "limits": {"memory": "192Mi"}}),
+        ),
+    ] {
+        let pod = &find(&all, kind, name)["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["imagePullSecrets"],
+            json!([{"name": "registry-example"}])
+        );
+        assert_eq!(pod["priorityClassName"], priority);
+        assert_eq!(container["imagePullPolicy"], "Always");
+        assert_eq!(container["resources"], resources, "{name}");
+    }
     assert_eq!(
         find(&all, "Deployment", "ferrolb-controller")["spec"]["replicas"],
         3
@@ -1129,6 +1155,8 @@ fn permissions() -> Vec<(&'static str, Vec<&'static str>, Vec<&'static str>)> {
                 "list services -A",
                 "list endpointslices.discovery.k8s.io -A",
                 "list nodes",
+                "list namespaces",
+                "get namespaces",
                 "list events -A",
                 "list events.events.k8s.io -A",
             ],
@@ -1141,6 +1169,7 @@ fn permissions() -> Vec<(&'static str, Vec<&'static str>, Vec<&'static str>)> {
                 "update services --subresource=status -n default",
                 "create events -n default",
                 "get pods -n ferrolb-system",
+                "update namespaces",
             ],
         ),
     ]
