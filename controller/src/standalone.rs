@@ -35,8 +35,8 @@ use kube::api::ObjectMeta;
 use serde_json::json;
 
 use crate::allocator::{
-    ALLOCATED_FROM_POOL_ANNOTATION, Allocator, LbService, OutcomeState, ServiceKey, Snapshot,
-    namespace_labels,
+    ALLOCATED_FROM_POOL_ANNOTATION, ALLOCATION_FAILED, Allocator, LbService, OutcomeState,
+    ServiceKey, Snapshot, namespace_labels,
 };
 
 /// Events kept in `events.yaml` in long-running mode (oldest dropped first).
@@ -93,7 +93,7 @@ pub struct Round {
 
 /// One Service read from the directory: its compact form for the allocator,
 /// and what `services.yaml` repeats of it.
-struct Entry {
+pub struct Entry {
     svc: LbService,
     /// For LoadBalancer Services (no other is written): compact JSON of
     /// `{"annotations": …, "spec": …}` as read (the rest of the document
@@ -111,7 +111,7 @@ impl AsRef<LbService> for Entry {
 /// The Services of a directory, in the order read, each once (the first
 /// definition of a namespace/name counts), findable by key.
 #[derive(Default)]
-struct Services {
+pub struct Services {
     entries: Vec<Entry>,
     /// Positions in `entries`, sorted by key.
     by_key: Vec<u32>,
@@ -120,7 +120,7 @@ struct Services {
 impl Services {
     /// Reads the directory: configuration into [`Loaded`], Services into
     /// their compact form one by one as the files are read.
-    fn load(dir: &Path) -> Result<(Loaded, Services), StandaloneError> {
+    pub fn load(dir: &Path) -> Result<(Loaded, Services), StandaloneError> {
         let mut out = Services::default();
         // Where each Service was first defined (file number, document, line),
         // to name it if the Service is defined again.
@@ -179,6 +179,20 @@ impl Services {
         Ok((loaded, out))
     }
 
+    /// The Services, in the order read (each lends its [`LbService`]).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The Service with this key.
+    pub fn get(&self, key: &ServiceKey) -> Option<&Entry> {
+        let i = self
+            .by_key
+            .binary_search_by(|i| self.entries[*i as usize].svc.key.cmp(key))
+            .ok()?;
+        self.entries.get(self.by_key[i] as usize)
+    }
+
     fn get_mut(&mut self, key: &ServiceKey) -> Option<&mut Entry> {
         let i = self
             .by_key
@@ -190,7 +204,7 @@ impl Services {
 
     /// Overlays the previous results (`status/services.yaml`): each Service's
     /// status IPs and pool annotation, read one document at a time.
-    fn overlay_previous(&mut self, dir: &Path) {
+    pub fn overlay_previous(&mut self, dir: &Path) {
         let path = dir.join("status").join("services.yaml");
         let Ok(file) = std::fs::File::open(&path) else {
             return;
@@ -258,6 +272,11 @@ impl AnnotationMissing for Service {
 }
 
 impl Entry {
+    /// The Service as the allocator reads it.
+    pub fn service(&self) -> &LbService {
+        &self.svc
+    }
+
     fn read(svc: &Service) -> Entry {
         let compact = LbService::from(svc);
         let lb = svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
@@ -403,7 +422,11 @@ impl Standalone {
             self.restored = true;
         }
         let mut round = Round::default();
+        let mut failed = Vec::new();
         self.allocator.reconcile_each(snapshot, |o| {
+            if o.events.iter().any(|e| e.reason == ALLOCATION_FAILED) {
+                failed.push(o.service.clone());
+            }
             match o.state {
                 OutcomeState::Assigned => round.assigned += 1,
                 OutcomeState::Pending(_) => round.pending += 1,
@@ -421,6 +444,11 @@ impl Standalone {
                 );
             }
         });
+        for key in &failed {
+            if let Some(entry) = services.get(key) {
+                crate::cluster::log_pool_verdicts(&self.allocator, &entry.svc, &ns_labels);
+            }
+        }
         self.write_status(services, &valid, &all_problems)?;
         Ok(round)
     }

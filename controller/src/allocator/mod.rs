@@ -21,7 +21,9 @@
 //!
 //! Between full reconciles, [`Allocator::allocate`] decides for one Service and
 //! [`Allocator::release`] frees a deleted one. [`Allocator::pool_usage`] gives
-//! the counts for each pool's status.
+//! the counts for each pool's status. [`Allocator::pool_verdicts`] says, for
+//! one Service, what every pool would give it or why it gives nothing (the
+//! detail behind a pending reason).
 //!
 //! # Rules (MetalLB-compatible)
 //!
@@ -74,6 +76,7 @@ mod reconcile;
 mod service;
 mod sharing;
 mod state;
+mod verdicts;
 
 #[cfg(test)]
 mod proptests;
@@ -93,3 +96,4 @@ pub use service::{
     LOAD_BALANCER_IPS_ANNOTATIONS, Labels, LbService, NotOurs, ServiceKey, Uid, Written,
 };
 pub use state::Allocator;
+pub use verdicts::{PoolRejection, PoolVerdict, Refusal};

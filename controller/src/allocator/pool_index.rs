@@ -17,6 +17,7 @@ use ferrolb_config::selector;
 use super::intervals::IntervalSet;
 use super::reconcile::NAMESPACE_NAME_LABEL;
 use super::service::Labels;
+use super::verdicts::Refusal;
 
 /// Index of a family in per-family arrays.
 pub(crate) fn fam_idx(f: Family) -> usize {
@@ -165,6 +166,15 @@ impl Space {
 
     pub(crate) fn used_count(&self) -> u128 {
         self.used_count
+    }
+
+    /// How many addresses the pool may hand out (those `avoidBuggyIPs`
+    /// skips not counted).
+    pub(crate) fn capacity(&self) -> AddrCount {
+        match self.pieces.last() {
+            Some(p) => AddrCount::from(p.last_ord).plus(AddrCount::from(1u64)),
+            None => AddrCount::ZERO,
+        }
     }
 }
 
@@ -329,17 +339,37 @@ impl PoolIndex {
     /// labels use the pool: every restriction given (namespaces, namespace
     /// selectors, service selectors) must be met; none given admits all.
     pub(crate) fn admits(&self, namespace: &NsLabels<'_>, service_labels: &Labels) -> bool {
-        let Some(a) = self.allocation.as_ref().filter(|a| {
-            !(a.namespaces.is_empty()
-                && a.namespace_selectors.is_empty()
-                && a.service_selectors.is_empty())
-        }) else {
-            return true;
+        self.admission(namespace, service_labels).is_ok()
+    }
+
+    /// [`admits`](PoolIndex::admits), saying which restriction of
+    /// `serviceAllocation` is not met when one is not (checked in the order
+    /// namespaces, namespace selectors, service selectors).
+    pub(crate) fn admission(
+        &self,
+        namespace: &NsLabels<'_>,
+        service_labels: &Labels,
+    ) -> Result<(), Refusal> {
+        let Some(a) = self.allocation.as_ref() else {
+            return Ok(());
         };
-        (a.namespaces.is_empty() || a.namespaces.iter().any(|n| n == namespace.name))
-            && (a.namespace_selectors.is_empty()
-                || selector::matches_any(&a.namespace_selectors, namespace.labels()))
-            && selector::matches_any_with(&a.service_selectors, |k| service_labels.get(k))
+        if !(a.namespaces.is_empty() || a.namespaces.iter().any(|n| n == namespace.name)) {
+            return Err(Refusal::NamespaceNotListed {
+                namespace: namespace.name.to_string(),
+                namespaces: a.namespaces.clone(),
+            });
+        }
+        if !(a.namespace_selectors.is_empty()
+            || selector::matches_any(&a.namespace_selectors, namespace.labels()))
+        {
+            return Err(Refusal::NamespaceNotSelected {
+                namespace: namespace.name.to_string(),
+            });
+        }
+        if !selector::matches_any_with(&a.service_selectors, |k| service_labels.get(k)) {
+            return Err(Refusal::ServiceNotSelected);
+        }
+        Ok(())
     }
 
     /// Addresses in use: IPv4 count, IPv6 count.

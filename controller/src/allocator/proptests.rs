@@ -528,6 +528,52 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The per-pool verdicts agree with allocation: a new Service is pending
+    /// exactly when every pool refuses it, and otherwise gets what the first
+    /// pool giving IPs gives (for PreferDualStack: the first giving two).
+    #[test]
+    fn pool_verdicts_agree_with_allocation(
+        pools in prop::collection::vec(pool_spec(), 3),
+        specs in prop::collection::vec(svc_spec(), 0..16),
+        probe in svc_spec(),
+    ) {
+        let mut a = Allocator::new();
+        a.set_pools(&build_pools(&pools));
+        let services = build_services(&specs);
+        a.reconcile(Snapshot::new(&lbs(&services), no_ns()));
+        let probe = LbService::from(&build_service(999, &probe));
+        let verdicts = a.pool_verdicts(&probe, None);
+        let outcome = a.clone().allocate(&probe, &BTreeMap::new());
+        let view = ServiceView::read(&probe, None);
+        match (&outcome.state, view.request()) {
+            (OutcomeState::Pending(PendingReason::InvalidRequest(_)), _)
+            | (OutcomeState::Released(_), _) => prop_assert!(verdicts.is_empty()),
+            (OutcomeState::Pending(reason), _) => prop_assert!(
+                verdicts.iter().all(|v| v.result.is_err()),
+                "pending ({}) but {:?}", reason, verdicts
+            ),
+            (OutcomeState::Assigned, Ok(req)) => {
+                let giving = || verdicts.iter().filter_map(|v| Some((&v.pool, v.result.as_ref().ok()?)));
+                let pick = match req.policy {
+                    super::service::Policy::PreferDual if req.ips().is_empty() => giving()
+                        .find(|(_, ips)| ips.len() == 2)
+                        .or_else(|| giving().next()),
+                    _ => giving().next(),
+                };
+                prop_assert_eq!(
+                    pick.map(|(p, ips)| (p.clone(), ips.clone())),
+                    Some((outcome.pool.clone().unwrap_or_default(), outcome.ips.clone())),
+                    "{:?}", verdicts
+                );
+            }
+            (OutcomeState::Assigned, Err(e)) => prop_assert!(false, "assigned with a bad request: {}", e),
+        }
+    }
+}
+
 /// A Service sharing by key `k` or `j` (or not at all) on some of four ports,
 /// with a Cluster or a Local backend.
 fn sharer(i: usize, key: u8, ports: u8, local: Option<bool>) -> Service {

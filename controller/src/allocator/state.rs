@@ -196,7 +196,7 @@ impl Allocator {
     /// or being deleted, is served by nobody: what its status still lists
     /// (until whoever released it clears it) is not given out again, but a
     /// Service of ours holding it (a former sharer) keeps it.
-    fn other_holder(
+    pub(crate) fn other_holder(
         &self,
         ip: &IpAddr,
         competing_with: Option<&ServiceView<'_>>,
@@ -365,7 +365,7 @@ impl Allocator {
 
     /// The first Service other than `me` holding `ip` that `share` may not share
     /// it with, and why. Cost: `share`'s ports, unless there is a conflict.
-    fn conflict(
+    pub(crate) fn conflict(
         &self,
         me: &ServiceKey,
         share: &ShareInfo,
@@ -381,6 +381,40 @@ impl Allocator {
             return None;
         }
         slot.refusal(me, share)
+    }
+
+    /// Why a Service with a sharing key cannot join any address of pool `p`
+    /// and family `f` already held under the same key: the first such
+    /// address (by address) whose holders refuse `share`, with the holder
+    /// and the rule. None when no address of the pool is held under the key.
+    pub(crate) fn sharing_refusal(
+        &self,
+        p: usize,
+        f: Family,
+        me: &ServiceKey,
+        share: &ShareInfo,
+    ) -> Option<(ServiceKey, String)> {
+        let key = share.key.as_ref()?;
+        let space = self.pools[p].space(f);
+        for (lo, hi, _) in space.ranges() {
+            for (n, slot) in self.holders[fam_idx(f)].range(lo..=hi) {
+                if space.ordinal_of(*n).is_none()
+                    || !slot.holders().any(|(_, s)| s.key.as_ref() == Some(key))
+                {
+                    continue;
+                }
+                if let Some(refusal) = slot.refusal(me, share) {
+                    return Some(refusal);
+                }
+                if let Some(other) = self.other_holders_of(&from_u128(f, *n)).next() {
+                    return Some((
+                        other.clone(),
+                        "its address is also in the status of a Service this controller does not handle".to_string(),
+                    ));
+                }
+            }
+        }
+        None
     }
 
     /// The pool where all `ips` lie and that this Service may use (ignoring
@@ -528,7 +562,7 @@ impl Allocator {
     /// for the lowest free address; with a sharing key, a walk over the
     /// addresses held under the key that jumps over whole runs using one of
     /// the Service's ports (so not one step per Service under the key).
-    fn find(&self, p: usize, f: Family, share: &ShareInfo) -> Option<IpAddr> {
+    pub(crate) fn find(&self, p: usize, f: Family, share: &ShareInfo) -> Option<IpAddr> {
         let space = self.pools[p].space(f);
         if share.key.is_none() && space.is_full() {
             return None;

@@ -25,7 +25,7 @@ pub(super) fn pool(name: &str, addresses: &[&str]) -> IPAddressPool {
     )
 }
 
-fn with_alloc(mut p: IPAddressPool, a: ServiceAllocation) -> IPAddressPool {
+pub(super) fn with_alloc(mut p: IPAddressPool, a: ServiceAllocation) -> IPAddressPool {
     p.spec.service_allocation = Some(a);
     p
 }
@@ -40,7 +40,7 @@ fn priority(p: IPAddressPool, prio: i32) -> IPAddressPool {
     )
 }
 
-fn selector(k: &str, v: &str) -> LabelSelector {
+pub(super) fn selector(k: &str, v: &str) -> LabelSelector {
     LabelSelector {
         match_labels: Some([(k.to_string(), v.to_string())].into()),
         match_expressions: None,
@@ -78,7 +78,7 @@ impl S {
             .insert(k.into(), v.into());
         self
     }
-    fn label(mut self, k: &str, v: &str) -> S {
+    pub(super) fn label(mut self, k: &str, v: &str) -> S {
         self.0
             .metadata
             .labels
@@ -124,7 +124,7 @@ impl S {
         self.spec().load_balancer_class = Some(c.into());
         self
     }
-    fn lb_ip(mut self, ip: &str) -> S {
+    pub(super) fn lb_ip(mut self, ip: &str) -> S {
         self.spec().load_balancer_ip = Some(ip.into());
         self
     }
@@ -167,18 +167,18 @@ pub(super) fn lbs(services: &[Service]) -> Vec<LbService> {
     services.iter().map(LbService::from).collect()
 }
 
-fn alloc_with(pools: &[IPAddressPool]) -> Allocator {
+pub(super) fn alloc_with(pools: &[IPAddressPool]) -> Allocator {
     let mut a = Allocator::new();
     a.set_pools(pools);
     a
 }
 
-fn run(a: &mut Allocator, services: &[S]) -> Vec<ServiceOutcome> {
+pub(super) fn run(a: &mut Allocator, services: &[S]) -> Vec<ServiceOutcome> {
     let services: Vec<Service> = services.iter().map(|s| s.0.clone()).collect();
     a.reconcile(Snapshot::new(&lbs(&services), no_ns()))
 }
 
-fn find<'o>(outcomes: &'o [ServiceOutcome], name: &str) -> &'o ServiceOutcome {
+pub(super) fn find<'o>(outcomes: &'o [ServiceOutcome], name: &str) -> &'o ServiceOutcome {
     outcomes
         .iter()
         .find(|o| &*o.service.name == name)
@@ -200,7 +200,7 @@ fn event(o: &ServiceOutcome) -> (&'static str, &'static str, &str) {
     (e.type_.as_str(), e.reason, e.message.as_str())
 }
 
-fn pending_message(o: &ServiceOutcome) -> String {
+pub(super) fn pending_message(o: &ServiceOutcome) -> String {
     match &o.state {
         OutcomeState::Pending(r) => r.to_string(),
         other => panic!("not pending: {other:?}"),

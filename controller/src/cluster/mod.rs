@@ -372,6 +372,19 @@ pub fn round(
     alloc.reconcile_each(snap, each);
 }
 
+/// Logs (at debug level: `RUST_LOG=ferrolb_controller=debug`), for a
+/// Service that just became pending (or pending for a new reason), what
+/// every pool would give it or why it gives nothing: the detail behind its
+/// `AllocationFailed` Event, as `explain service` shows it.
+pub fn log_pool_verdicts(alloc: &Allocator, svc: &LbService, namespaces: &NamespaceLabels) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    for v in alloc.pool_verdicts(svc, namespaces.get(&*svc.key.namespace)) {
+        tracing::debug!(service = %svc.key, "pending: {v}");
+    }
+}
+
 /// Counts allocations and failures for the metrics.
 fn count_events(metrics: &Metrics, events: &[crate::allocator::Event]) {
     for e in events {
@@ -483,13 +496,23 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<ServiceOutcome>(WRITE_QUEUE);
         let counters = metrics.clone();
         let decide = tokio::task::spawn_blocking(move || {
+            let mut failed = std::collections::HashSet::new();
             round(&mut alloc, &services, &ns_labels, restoring, |o| {
                 count_events(&counters, &o.events);
+                if o.events
+                    .iter()
+                    .any(|e| e.reason == crate::allocator::ALLOCATION_FAILED)
+                {
+                    failed.insert(o.service.clone());
+                }
                 if o.changed || !o.events.is_empty() {
                     // Fails only when the loop is gone.
                     let _ = tx.blocking_send(o);
                 }
             });
+            for svc in services.iter().filter(|s| failed.contains(&s.key)) {
+                log_pool_verdicts(&alloc, svc, &ns_labels);
+            }
             alloc
         });
 
