@@ -166,13 +166,13 @@ struct Burst {
     timer: TimerKey,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct OwnedIp {
     counters: IpCounters,
     burst: Option<Burst>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct InterfaceState {
     info: Interface,
     ips: HashMap<IpAddr, OwnedIp>,
@@ -187,7 +187,7 @@ impl InterfaceState {
 }
 
 /// The sans-IO ARP/NDP announcer. See the [module documentation](self).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Announcer {
     config: AnnouncerConfig,
     interfaces: HashMap<u32, InterfaceState>,

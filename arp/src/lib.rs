@@ -13,6 +13,7 @@
 //! - [`output`]: [`Output`] and [`Event`].
 //! - [`counters`]: per-interface and per-address counters.
 //! - [`interface_choice`]: which interfaces announce an IP.
+//! - [`fuzzing`]: the bodies of the cargo-fuzz targets (see `docs/FUZZING.md`).
 //! - [`mac`], [`time`]: [`MacAddr`] and the [`Instant`] time input.
 //! - [`io`] (feature `io`, default): the Linux I/O layer — raw sockets,
 //!   rtnetlink monitoring and the tokio task that drives the announcer.
@@ -51,6 +52,7 @@
 pub mod announcer;
 pub mod counters;
 pub mod frame;
+pub mod fuzzing;
 pub mod interface_choice;
 #[cfg(feature = "io")]
 pub mod io;

@@ -24,6 +24,10 @@ pub enum ParseError {
     /// The bytes end before the named part is complete.
     #[error("truncated {0}")]
     Truncated(&'static str),
+    /// An Ethernet source address that is multicast, broadcast or zero:
+    /// no station sends from one, and an answer to it would go to a group.
+    #[error("Ethernet source address is not a unicast address")]
+    BadSourceMac,
     /// An 802.1Q tag with the reserved VLAN identifier 4095.
     #[error("802.1Q tag with the reserved VLAN id 4095")]
     ReservedVlanId,
@@ -108,9 +112,13 @@ pub struct Frame {
     pub packet: Packet,
 }
 
-/// Parses a whole Ethernet frame (without FCS).
+/// Parses a whole Ethernet frame (without FCS). A frame from a source
+/// address that is not unicast is refused ([`ParseError::BadSourceMac`]).
 pub fn parse(frame: &[u8]) -> Result<Frame, ParseError> {
     let (ethernet, payload) = EthernetHeader::parse(frame)?;
+    if !ethernet.src.is_unicast() {
+        return Err(ParseError::BadSourceMac);
+    }
     let packet = match ethernet.ethertype {
         ETHERTYPE_ARP => {
             let arp = ArpPacket::parse(payload)?;
