@@ -13,7 +13,7 @@ use crate::crd::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
 use crate::problem::{ObjectRef, Problem, Severity};
-use crate::yaml::{SourcePos, split_documents};
+use crate::yaml::{SourcePos, Step, locate, split_documents};
 use crate::{DEFAULT_NAMESPACE, GROUP};
 
 /// One object read from a manifest.
@@ -86,9 +86,16 @@ pub fn parse_read_document(doc: &crate::yaml::OwnedDocument, file: &str) -> Pars
 /// Parses one document found at `pos` (its line is where the document
 /// starts) into `parsed`.
 pub fn parse_document(text: &str, pos: &SourcePos, parsed: &mut Parsed) {
-    match serde_saphyr::from_str::<Value>(text) {
+    match crate::yaml::from_str::<Value>(text) {
         Ok(Value::Null) => {}
-        Ok(value) => parse_value(value, pos, parsed),
+        Ok(value) => {
+            let at = At {
+                pos,
+                text: Some(text),
+                prefix: Vec::new(),
+            };
+            parse_value_at(value, &at, parsed)
+        }
         Err(e) => {
             let (line, msg) = yaml_error(&e, pos.line);
             parsed.problems.push(Problem::in_source(
@@ -107,14 +114,129 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// Where a value being parsed is: the document's position, its text (to
+/// locate a field in it), and the path of the value within it.
+struct At<'a> {
+    pos: &'a SourcePos,
+    text: Option<&'a str>,
+    prefix: Vec<Step>,
+}
+
+/// The field path as problems name it: `spec.addresses[1]`.
+pub fn field_path(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Serde's name of an expected type, in the words of a YAML file.
+fn expected_words(expected: &str) -> String {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "i8" | "i16" | "i32" | "i64" | "i128" => {
+            "an integer".to_string()
+        }
+        "f32" | "f64" => "a number".to_string(),
+        "a map" => "a mapping".to_string(),
+        other if other.starts_with("struct ") => "a mapping".to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl At<'_> {
+    /// A problem for the value at `path` (below this value) that is not
+    /// of the `expected` type: where it is and what YAML read it as, e.g.
+    /// `metadata.name: expected a string, found the boolean y (quote it:
+    /// "y")`. None when the document text is not at hand or the value
+    /// cannot be found in it.
+    fn wrong_type(&self, path: &[Step], expected: &str) -> Option<Problem> {
+        let full: Vec<Step> = self.prefix.iter().chain(path).cloned().collect();
+        let found = locate(self.text?, &full)?;
+        let expected = expected_words(expected);
+        let mut message = format!("expected {expected}, found {}", found.describe());
+        if expected == "a string" && found.quoting_makes_a_string() {
+            message.push_str(&format!(" (quote it: \"{}\")", found.written));
+        }
+        let source = SourcePos {
+            line: self.pos.line + found.line.saturating_sub(1),
+            ..self.pos.clone()
+        };
+        let mut problem = Problem::in_source(Severity::Error, source, message);
+        problem.field = Some(field_path(path));
+        Some(problem.at_column(found.column))
+    }
+
+    /// [`At::wrong_type`] for a value that is present but not of the
+    /// `expected` JSON type; a message without position when it cannot be
+    /// located.
+    fn wrong_type_or(&self, path: &[Step], expected: &str, value: &Value) -> Problem {
+        self.wrong_type(path, expected).unwrap_or_else(|| {
+            let mut p = Problem::in_source(
+                Severity::Error,
+                self.pos.clone(),
+                format!("expected {expected}, found {}", json_type(value)),
+            );
+            p.field = Some(field_path(path));
+            p
+        })
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn key(k: &str) -> Step {
+    Step::Key(k.to_string())
+}
+
 /// Parses one document's value (which may be a `List` of objects).
 pub fn parse_value(value: Value, pos: &SourcePos, parsed: &mut Parsed) {
+    let at = At {
+        pos,
+        text: None,
+        prefix: Vec::new(),
+    };
+    parse_value_at(value, &at, parsed)
+}
+
+fn parse_value_at(value: Value, at: &At<'_>, parsed: &mut Parsed) {
+    let pos = at.pos;
     if !value.is_object() {
         parsed.problems.push(Problem::in_source(
             Severity::Error,
             pos.clone(),
             "document is not a mapping with apiVersion, kind and metadata".to_string(),
         ));
+        return;
+    }
+    // A value YAML read as another type (`kind: on`) is reported as such.
+    let mut mistyped = false;
+    for field in ["apiVersion", "kind"] {
+        if let Some(v) = value.get(field).filter(|v| !v.is_string() && !v.is_null()) {
+            parsed
+                .problems
+                .push(at.wrong_type_or(&[key(field)], "a string", v));
+            mistyped = true;
+        }
+    }
+    if mistyped {
         return;
     }
     let api_version = str_field(&value, "apiVersion")
@@ -134,7 +256,17 @@ pub fn parse_value(value: Value, pos: &SourcePos, parsed: &mut Parsed) {
             Some(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let before = parsed.problems.len();
-                    parse_value(item.clone(), pos, parsed);
+                    let item_at = At {
+                        pos,
+                        text: at.text,
+                        prefix: at
+                            .prefix
+                            .iter()
+                            .cloned()
+                            .chain([key("items"), Step::Index(i)])
+                            .collect(),
+                    };
+                    parse_value_at(item.clone(), &item_at, parsed);
                     for p in &mut parsed.problems[before..] {
                         p.message = format!("items[{i}]: {}", p.message);
                     }
@@ -168,31 +300,29 @@ pub fn parse_value(value: Value, pos: &SourcePos, parsed: &mut Parsed) {
     };
     let object = match (group, version, kind.as_str()) {
         (GROUP, "v1beta1", "IPAddressPool") => {
-            typed::<IPAddressPool>(value, pos, parsed).map(|o| Object::IPAddressPool(Box::new(o)))
+            typed::<IPAddressPool>(value, at, parsed).map(|o| Object::IPAddressPool(Box::new(o)))
         }
         (GROUP, "v1beta1", "L2Advertisement") => {
-            typed(value, pos, parsed).map(|o| Object::L2Advertisement(Box::new(o)))
+            typed(value, at, parsed).map(|o| Object::L2Advertisement(Box::new(o)))
         }
         (GROUP, "v1beta1", "BGPAdvertisement") => {
-            typed(value, pos, parsed).map(|o| Object::BGPAdvertisement(Box::new(o)))
+            typed(value, at, parsed).map(|o| Object::BGPAdvertisement(Box::new(o)))
         }
         (GROUP, "v1beta2", "BGPPeer") => {
-            typed(value, pos, parsed).map(|o| Object::BGPPeer(Box::new(o)))
+            typed(value, at, parsed).map(|o| Object::BGPPeer(Box::new(o)))
         }
         (GROUP, "v1beta1", "BFDProfile") => {
-            typed(value, pos, parsed).map(|o| Object::BFDProfile(Box::new(o)))
+            typed(value, at, parsed).map(|o| Object::BFDProfile(Box::new(o)))
         }
         (GROUP, "v1beta1", "Community") => {
-            typed(value, pos, parsed).map(|o| Object::Community(Box::new(o)))
+            typed(value, at, parsed).map(|o| Object::Community(Box::new(o)))
         }
-        ("", "v1", "Service") => typed(value, pos, parsed).map(|o| Object::Service(Box::new(o))),
-        ("", "v1", "Node") => typed(value, pos, parsed).map(|o| Object::Node(Box::new(o))),
-        ("", "v1", "Namespace") => {
-            typed(value, pos, parsed).map(|o| Object::Namespace(Box::new(o)))
-        }
-        ("", "v1", "Secret") => typed(value, pos, parsed).map(|o| Object::Secret(Box::new(o))),
+        ("", "v1", "Service") => typed(value, at, parsed).map(|o| Object::Service(Box::new(o))),
+        ("", "v1", "Node") => typed(value, at, parsed).map(|o| Object::Node(Box::new(o))),
+        ("", "v1", "Namespace") => typed(value, at, parsed).map(|o| Object::Namespace(Box::new(o))),
+        ("", "v1", "Secret") => typed(value, at, parsed).map(|o| Object::Secret(Box::new(o))),
         ("discovery.k8s.io", "v1", "EndpointSlice") => {
-            typed(value, pos, parsed).map(|o| Object::EndpointSlice(Box::new(o)))
+            typed(value, at, parsed).map(|o| Object::EndpointSlice(Box::new(o)))
         }
         (GROUP, _, "ServiceL2Status" | "ServiceBGPStatus" | "ConfigurationState") => {
             warn(
@@ -250,11 +380,28 @@ pub fn parse_value(value: Value, pos: &SourcePos, parsed: &mut Parsed) {
 }
 
 /// Deserializes a value into `K`, reporting the field path of any mismatch.
-fn typed<K>(value: Value, pos: &SourcePos, parsed: &mut Parsed) -> Option<K>
+fn typed<K>(value: Value, at: &At<'_>, parsed: &mut Parsed) -> Option<K>
 where
     K: DeserializeOwned + Resource<DynamicType = ()>,
 {
+    let pos = at.pos;
     let kind = K::kind(&()).to_string();
+    // `metadata` that is not a mapping, or a name YAML read as another
+    // type (`name: y` is a boolean), is reported as such: the object has
+    // a name, just not a string one.
+    let metadata = value.get("metadata").filter(|m| !m.is_null());
+    let mistyped = match metadata {
+        Some(m) if !m.is_object() => Some(at.wrong_type_or(&[key("metadata")], "a mapping", m)),
+        Some(m) => m
+            .get("name")
+            .filter(|n| !n.is_string() && !n.is_null())
+            .map(|n| at.wrong_type_or(&[key("metadata"), key("name")], "a string", n)),
+        None => None,
+    };
+    if let Some(problem) = mistyped {
+        parsed.problems.push(problem);
+        return None;
+    }
     let name = value
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -276,10 +423,33 @@ where
         Ok(obj) => Some(obj),
         Err(e) => {
             let path = e.path().to_string();
+            let steps: Option<Vec<Step>> = e
+                .path()
+                .iter()
+                .map(|segment| match segment {
+                    serde_path_to_error::Segment::Seq { index } => Some(Step::Index(*index)),
+                    serde_path_to_error::Segment::Map { key } => Some(Step::Key(key.clone())),
+                    _ => None,
+                })
+                .collect();
+            let message = e.into_inner().to_string();
+            let object = ObjectRef::new(&kind, namespace.as_deref(), &name);
+            // "invalid type: boolean `true`, expected a string": say where,
+            // and what YAML read the value as.
+            let located = message
+                .strip_prefix("invalid type: ")
+                .and_then(|m| m.split_once(", expected "))
+                .zip(steps)
+                .and_then(|((_, expected), steps)| at.wrong_type(&steps, expected));
+            if let Some(mut p) = located {
+                p.object = Some(object);
+                parsed.problems.push(p);
+                return None;
+            }
             let mut p = Problem::error(
-                ObjectRef::new(&kind, namespace.as_deref(), &name),
+                object,
                 if path == "." { String::new() } else { path },
-                e.into_inner().to_string(),
+                message,
             );
             if p.field.as_deref() == Some("") {
                 p.field = None;
@@ -370,5 +540,84 @@ impl Config {
                 Object::EndpointSlice(o) => self.endpoint_slices.push(*o),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        parse_stream(text, "services.yaml")
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// `name: y` is a boolean to YAML 1.1 (and to Kubernetes): the
+    /// problem says so, where, and how to make it a string.
+    #[test]
+    fn a_name_yaml_reads_as_a_boolean_is_reported_as_such() {
+        let text =
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: y\nspec:\n  type: LoadBalancer\n";
+        assert_eq!(
+            problems(text),
+            [
+                "services.yaml:4:9 (document 1): error: metadata.name: expected a string, found the boolean y (quote it: \"y\")"
+            ]
+        );
+        // Quoted, it is a name.
+        assert!(problems(&text.replace("name: y", "name: \"y\"")).is_empty());
+        // In a later document and a flow mapping, through an alias, as a number.
+        let text = "kind: Namespace\napiVersion: v1\nmetadata: {name: a}\n---\n\n\
+                    apiVersion: v1\nkind: Service\nmetadata: {name: 0123, namespace: on}\n\
+                    ---\nx: &n off\napiVersion: v1\nkind: Service\nmetadata:\n  name: *n\n";
+        assert_eq!(
+            problems(text),
+            [
+                "services.yaml:8:18 (document 2): error: metadata.name: expected a string, found the number 0123 (quote it: \"0123\")",
+                "services.yaml:14:9 (document 3): error: metadata.name: expected a string, found the boolean off (quote it: \"off\")",
+            ]
+        );
+    }
+
+    #[test]
+    fn other_fields_of_another_type_are_located() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations:\n    metallb.universe.tf/allow-shared-ip: yes\n";
+        assert_eq!(
+            problems(text),
+            [
+                "services.yaml:6:42 (document 1): error: Service web: metadata.annotations.metallb.universe.tf/allow-shared-ip: expected a string, found the boolean yes (quote it: \"yes\")"
+            ]
+        );
+        let text = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: p\nspec:\n  addresses: [192.0.2.0/28]\n  autoAssign: \"yes\"\n";
+        assert_eq!(
+            problems(text),
+            [
+                "services.yaml:7:15 (document 1): error: IPAddressPool p: spec.autoAssign: expected a boolean, found the string \"yes\""
+            ]
+        );
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: true\n";
+        assert_eq!(
+            problems(text),
+            [
+                "services.yaml:7:11 (document 1): error: metadata.name: items[0]: expected a string, found the boolean true (quote it: \"true\")"
+            ]
+        );
+        let text = "apiVersion: v1\nkind: on\nmetadata:\n  name: a\n";
+        assert_eq!(
+            problems(text),
+            [
+                "services.yaml:2:7 (document 1): error: kind: expected a string, found the boolean on (quote it: \"on\")"
+            ]
+        );
+        let text = "apiVersion: v1\nkind: Service\nmetadata: [a]\n";
+        assert_eq!(
+            problems(text),
+            [
+                "services.yaml:3:11 (document 1): error: metadata: expected a mapping, found a sequence"
+            ]
+        );
     }
 }

@@ -159,7 +159,7 @@ pub fn migrate(input: &str, source_name: &str) -> Migration {
             },
             item: None,
         };
-        match serde_saphyr::from_str::<Value>(doc.text) {
+        match crate::yaml::from_str::<Value>(doc.text) {
             Ok(value) => convert_value(value, &loc, &mut documents),
             Err(e) => documents.push(loc.failed(format!(
                 "not valid YAML ({}); not converted",
@@ -982,7 +982,7 @@ fn convert_configmap(cm: &Map<String, Value>, loc: &Loc, out: &mut Vec<MigratedD
         }
         _ => return false,
     };
-    let parsed = serde_saphyr::from_str::<Value>(text);
+    let parsed = crate::yaml::from_str::<Value>(text);
     let config = match parsed {
         Ok(Value::Object(m))
             if in_metallb_namespace || LEGACY_KEYS.iter().any(|k| m.contains_key(*k)) =>
@@ -1686,7 +1686,7 @@ mod tests {
         split_documents(yaml)
             .iter()
             .map(|d| {
-                serde_saphyr::from_str::<Value>(d.text)
+                crate::yaml::from_str::<Value>(d.text)
                     .unwrap_or_else(|e| panic!("document {} does not parse: {e}\n{yaml}", d.index))
             })
             .collect()

@@ -59,6 +59,9 @@ pub struct Problem {
     pub message: String,
     /// Where the object was read from, when it came from a file.
     pub source: Option<SourcePos>,
+    /// The 1-based column of the offending value on `source`'s line, when
+    /// known (then `source.line` is the value's line, not the document's).
+    pub column: Option<usize>,
 }
 
 impl Problem {
@@ -70,6 +73,7 @@ impl Problem {
             value: None,
             message: message.into(),
             source: None,
+            column: None,
         }
     }
 
@@ -93,6 +97,7 @@ impl Problem {
             value: None,
             message: message.into(),
             source: Some(source),
+            column: None,
         }
     }
 
@@ -108,6 +113,12 @@ impl Problem {
         self
     }
 
+    /// Sets the column of the value on the source's line (see [`Problem::column`]).
+    pub fn at_column(mut self, column: usize) -> Self {
+        self.column = Some(column);
+        self
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -115,8 +126,14 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(src) = &self.source {
-            write!(f, "{src}: ")?;
+        match (&self.source, self.column) {
+            (Some(src), Some(column)) => write!(
+                f,
+                "{}:{}:{column} (document {}): ",
+                src.file, src.line, src.document
+            )?,
+            (Some(src), None) => write!(f, "{src}: ")?,
+            (None, _) => {}
         }
         write!(f, "{}: ", self.severity)?;
         if let Some(obj) = &self.object {

@@ -1442,6 +1442,7 @@ spec: {communities: [no-export, no-advertise]}
         let p = &parsed.problems[0];
         assert_eq!(p.field.as_deref(), Some("spec.addresses"));
         assert_eq!(p.object.as_ref().unwrap().to_string(), "IPAddressPool x/p");
-        assert!(p.message.contains("expected a sequence"), "{p}");
+        assert_eq!(p.message, "expected a sequence, found the number 5", "{p}");
+        assert_eq!((p.source.as_ref().unwrap().line, p.column), (7, Some(14)));
     }
 }

@@ -193,6 +193,200 @@ impl<R: std::io::BufRead> Iterator for DocumentReader<R> {
     }
 }
 
+/// How many events YAML aliases may replay in a document of `len` octets:
+/// four per octet of text, and at least 4096. The parser's own limit is a
+/// million, which lets 400 octets of nested aliases expand to a hundred
+/// megabytes; a configuration that uses aliases stays far below this.
+pub fn alias_replay_limit(len: usize) -> usize {
+    len.saturating_mul(4).max(4096)
+}
+
+/// Reads one YAML document as `T` (every reader of configuration text goes
+/// through here), with aliases bounded by [`alias_replay_limit`].
+pub fn from_str<'de, T: serde::Deserialize<'de>>(text: &'de str) -> Result<T, serde_saphyr::Error> {
+    let mut options = serde_saphyr::Options::default();
+    options.alias_limits.max_total_replayed_events = alias_replay_limit(text.len());
+    serde_saphyr::from_str_with_options(text, options)
+}
+
+/// One step of a path into a YAML document: a mapping key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// What a scalar was read as (YAML 1.1 rules, as Kubernetes reads it too:
+/// `y`, `yes`, `on` are booleans, `0123` and `1e3` numbers, `~` is null).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarKind {
+    Null,
+    Boolean,
+    Number,
+    String,
+}
+
+/// What a value found at a path is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Scalar(ScalarKind),
+    Mapping,
+    List,
+}
+
+/// A value located in a document: its 1-based line and column (within the
+/// document text), what it is, and its text as written (a scalar's, with
+/// its quotes if it has any; the first character of a collection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub line: usize,
+    pub column: usize,
+    pub found: Found,
+    pub written: String,
+}
+
+impl Located {
+    /// How a person would name the value: `the boolean y`, `the number
+    /// 0123`, `the string "yes"`, `null (~)`, `a mapping`, `a sequence`.
+    pub fn describe(&self) -> String {
+        match self.found {
+            Found::Scalar(ScalarKind::Boolean) => format!("the boolean {}", self.written),
+            Found::Scalar(ScalarKind::Number) => format!("the number {}", self.written),
+            Found::Scalar(ScalarKind::Null) if self.written.is_empty() => {
+                "no value (null)".to_string()
+            }
+            Found::Scalar(ScalarKind::Null) => format!("null ({})", self.written),
+            Found::Scalar(ScalarKind::String) => format!("the string {}", self.written),
+            Found::Mapping => "a mapping".to_string(),
+            Found::List => "a sequence".to_string(),
+        }
+    }
+
+    /// Whether the value is a plain (unquoted) scalar that YAML read as
+    /// something other than a string: quoting it makes it one.
+    pub fn quoting_makes_a_string(&self) -> bool {
+        matches!(
+            self.found,
+            Found::Scalar(ScalarKind::Boolean | ScalarKind::Number | ScalarKind::Null)
+        ) && !self.written.is_empty()
+            && !self.written.starts_with(['"', '\'', '!', '&', '*'])
+    }
+}
+
+/// A YAML node with the places it was written, read only to locate a
+/// value after a typed read failed (see [`locate`]).
+enum Node {
+    Scalar(ScalarKind),
+    List(Vec<serde_saphyr::Spanned<Node>>),
+    Mapping(Vec<(String, serde_saphyr::Spanned<Node>)>),
+}
+
+impl<'de> serde::Deserialize<'de> for Node {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Node;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
+                Ok(Node::Scalar(ScalarKind::Boolean))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
+                Ok(Node::Scalar(ScalarKind::Number))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
+                Ok(Node::Scalar(ScalarKind::Number))
+            }
+            fn visit_i128<E>(self, _: i128) -> Result<Node, E> {
+                Ok(Node::Scalar(ScalarKind::Number))
+            }
+            fn visit_u128<E>(self, _: u128) -> Result<Node, E> {
+                Ok(Node::Scalar(ScalarKind::Number))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
+                Ok(Node::Scalar(ScalarKind::Number))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Node, E> {
+                Ok(Node::Scalar(ScalarKind::String))
+            }
+            fn visit_bytes<E>(self, _: &[u8]) -> Result<Node, E> {
+                Ok(Node::Scalar(ScalarKind::String))
+            }
+            fn visit_unit<E>(self) -> Result<Node, E> {
+                Ok(Node::Scalar(ScalarKind::Null))
+            }
+            fn visit_none<E>(self) -> Result<Node, E> {
+                Ok(Node::Scalar(ScalarKind::Null))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+                <Node as serde::Deserialize>::deserialize(d)
+            }
+            fn visit_newtype_struct<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Node, D::Error> {
+                <Node as serde::Deserialize>::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = a.next_element()? {
+                    items.push(item);
+                }
+                Ok(Node::List(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+                // Keys as a string, as the untyped read takes them.
+                let mut entries = Vec::new();
+                while let Some(key) = a.next_key::<String>()? {
+                    entries.push((key, a.next_value()?));
+                }
+                Ok(Node::Mapping(entries))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// Finds the value at `path` in the YAML document `text` and says where it
+/// is and what it was read as. None when the document does not parse or
+/// has no such value. For a value reached through an alias, the position
+/// is the alias's and the text the anchored value's.
+pub fn locate(text: &str, path: &[Step]) -> Option<Located> {
+    let root: serde_saphyr::Spanned<Node> = from_str(text).ok()?;
+    let mut node = &root;
+    for step in path {
+        node = match (&node.value, step) {
+            (Node::Mapping(entries), Step::Key(key)) => {
+                // The last of duplicate keys wins, as in the untyped read.
+                &entries.iter().rev().find(|(k, _)| k == key)?.1
+            }
+            (Node::List(items), Step::Index(i)) => items.get(*i)?,
+            _ => return None,
+        };
+    }
+    let at = node.referenced;
+    let defined = node.defined.span();
+    let written = match (&node.value, defined.byte_offset(), defined.byte_len()) {
+        (Node::Scalar(_), Some(from), Some(len)) => {
+            let from = usize::try_from(from).ok()?;
+            let to = from.checked_add(usize::try_from(len).ok()?)?;
+            text.get(from..to)?.to_string()
+        }
+        _ => String::new(),
+    };
+    Some(Located {
+        line: usize::try_from(at.line()).ok()?,
+        column: usize::try_from(at.column()).ok()?,
+        found: match &node.value {
+            Node::Scalar(kind) => Found::Scalar(*kind),
+            Node::List(_) => Found::List,
+            Node::Mapping(_) => Found::Mapping,
+        },
+        written,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
