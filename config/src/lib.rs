@@ -5,12 +5,14 @@
 //! - [`validate`]: whole-configuration validation that reports every problem.
 //! - [`manifest`] and [`source`]: reading Kubernetes-style YAML, and the standalone directory source.
 //! - [`migrate`]: MetalLB manifests to FerroLB ones.
+//! - [`fuzzing`]: the bodies of the cargo-fuzz targets (see `docs/FUZZING.md`).
 
 pub mod addr;
 pub mod community;
 pub mod config;
 pub mod crd;
 pub mod duration;
+pub mod fuzzing;
 pub mod manifest;
 pub mod migrate;
 pub mod problem;
