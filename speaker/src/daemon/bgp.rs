@@ -19,6 +19,76 @@ use tokio::sync::mpsc;
 use crate::desired::{Desired, Routes};
 use crate::peer;
 
+/// Routes marked for draining (RFC 8326).
+mod drain {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use ferrolb_bgp::Community;
+    use ferrolb_bgp::session::RouteAttributes;
+
+    use crate::desired::Routes;
+
+    /// GRACEFUL_SHUTDOWN, 65535:0 (RFC 8326).
+    pub const GRACEFUL_SHUTDOWN: Community = Community(0xFFFF_0000);
+
+    /// Drained copies of attribute sets, one per distinct set.
+    #[derive(Default)]
+    pub struct Marked(HashMap<RouteAttributes, Arc<RouteAttributes>>);
+
+    impl Marked {
+        /// `attrs` with GRACEFUL_SHUTDOWN and LOCAL_PREF 0 (sent to iBGP
+        /// peers only): the peer prefers any other path.
+        pub fn attributes(&mut self, attrs: &RouteAttributes) -> Arc<RouteAttributes> {
+            if let Some(a) = self.0.get(attrs) {
+                return a.clone();
+            }
+            let mut drained = attrs.clone();
+            if !drained.communities.contains(&GRACEFUL_SHUTDOWN) {
+                drained.communities.push(GRACEFUL_SHUTDOWN);
+                drained.communities.sort();
+            }
+            drained.local_pref = Some(0);
+            let a = Arc::new(drained);
+            self.0.insert(attrs.clone(), a.clone());
+            a
+        }
+
+        pub fn routes(&mut self, routes: &Routes) -> Routes {
+            routes
+                .iter()
+                .map(|(p, a)| (*p, self.attributes(a)))
+                .collect()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn drained_routes_carry_graceful_shutdown_and_local_pref_zero() {
+            let mut m = Marked::default();
+            let plain = RouteAttributes {
+                communities: vec![Community(0xFDE8_0064)],
+                local_pref: Some(200),
+                ..RouteAttributes::default()
+            };
+            let routes: Routes = [
+                ("203.0.113.1/32".parse().unwrap(), Arc::new(plain.clone())),
+                ("203.0.113.2/32".parse().unwrap(), Arc::new(plain)),
+            ]
+            .into();
+            let drained = m.routes(&routes);
+            let a = &drained[&"203.0.113.1/32".parse().unwrap()];
+            assert_eq!(a.communities, [Community(0xFDE8_0064), GRACEFUL_SHUTDOWN]);
+            assert_eq!(a.local_pref, Some(0));
+            // One shared copy per distinct set.
+            assert!(Arc::ptr_eq(a, &drained[&"203.0.113.2/32".parse().unwrap()]));
+        }
+    }
+}
+
 /// How long a session may take to send its withdrawals and Cease.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -60,6 +130,14 @@ pub struct Bgp {
     /// Interfaces whose peer address changed.
     discovered_tx: mpsc::UnboundedSender<String>,
     discovered_rx: mpsc::UnboundedReceiver<String>,
+    /// The speaker is stopping (SIGTERM): it drains whatever its Node says.
+    pub stopping: bool,
+    /// How long routes go with the drain community before they are
+    /// withdrawn.
+    pub drain_wait: Duration,
+    /// When draining began, and whether the wait is over (then every route
+    /// is withdrawn).
+    drain: Option<(tokio::time::Instant, bool)>,
 }
 
 fn state_name(state: State) -> &'static str {
@@ -88,6 +166,9 @@ impl Default for Bgp {
             unnumbered_errors: BTreeMap::new(),
             discovered_tx,
             discovered_rx,
+            stopping: false,
+            drain_wait: Duration::from_secs(5),
+            drain: None,
         }
     }
 }
@@ -121,10 +202,17 @@ impl Bgp {
                 None => std::future::pending().await,
             }
         };
+        let drain_over = async {
+            match self.drain {
+                Some((since, false)) => tokio::time::sleep_until(since + self.drain_wait).await,
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             ev = self.events_rx.recv() => ev.map(BgpInput::Session),
             ev = bfd => ev.map(BgpInput::Bfd),
-            iface = self.discovered_rx.recv() => iface.map(BgpInput::Discovered),
+            iface = self.discovered_rx.recv() => iface.map(|i| BgpInput::Discovered(format!("interface {i}: the peer's address changed"))),
+            () = drain_over => Some(BgpInput::Discovered("the drain wait is over".into())),
         }
     }
 
@@ -227,6 +315,24 @@ impl Bgp {
     /// stops sessions, and sends the route differences.
     pub async fn apply(&mut self, cfg: &Config, node: Option<&Node>, desired: &Desired) {
         self.errors.clear();
+        let now = tokio::time::Instant::now();
+        let draining = self.stopping || desired.draining.is_some();
+        self.drain = match (draining, self.drain) {
+            (false, Some(_)) => {
+                tracing::info!("no longer draining: announcing routes as configured");
+                None
+            }
+            (false, None) => None,
+            (true, None) => {
+                tracing::info!(
+                    "draining: routes go with GRACEFUL_SHUTDOWN (65535:0) for {:?}, then are withdrawn",
+                    self.drain_wait
+                );
+                Some((now, self.drain_wait.is_zero()))
+            }
+            (true, Some((since, over))) => Some((since, over || now >= since + self.drain_wait)),
+        };
+        let mut marked = drain::Marked::default();
         self.discover(cfg, desired);
         let unnumbered = |iface: &str| -> Result<std::net::SocketAddrV6, String> {
             match self.unnumbered.get(iface) {
@@ -301,7 +407,16 @@ impl Bgp {
                     }
                 }
             }
-            let want = desired.bgp.get(&name).unwrap_or(&empty);
+            let plain = desired.bgp.get(&name).unwrap_or(&empty);
+            let drained;
+            let want = match self.drain {
+                None => plain,
+                Some((_, false)) => {
+                    drained = Arc::new(marked.routes(plain));
+                    &drained
+                }
+                Some((_, true)) => &empty,
+            };
             let Some(run) = self.runs.get_mut(&name) else {
                 continue;
             };

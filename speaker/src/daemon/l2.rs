@@ -35,6 +35,9 @@ pub struct L2 {
     pub conflicts: Vec<Conflict>,
     /// Gratuitous rounds sent, per IP.
     pub gratuitous: BTreeMap<IpAddr, u64>,
+    /// IPs another node took over while this one drains, answered until
+    /// the time given (make-before-break).
+    lingering: BTreeMap<IpAddr, tokio::time::Instant>,
 }
 
 /// Conflicts kept for status.
@@ -55,8 +58,21 @@ impl L2 {
         self.current.keys()
     }
 
-    /// Brings the announced IPs in line with `want`.
-    pub async fn apply(&mut self, want: &BTreeMap<IpAddr, L2Announcement>) {
+    /// When the first lingering IP is due to go.
+    pub fn linger_deadline(&self) -> Option<tokio::time::Instant> {
+        self.lingering.values().min().copied()
+    }
+
+    /// Brings the announced IPs in line with `want`. With `linger`, an IP
+    /// no longer wanted is still answered for that long (the node drains).
+    pub async fn apply(
+        &mut self,
+        want: &BTreeMap<IpAddr, L2Announcement>,
+        linger: Option<std::time::Duration>,
+    ) {
+        let current = &self.current;
+        self.lingering
+            .retain(|ip, _| !want.contains_key(ip) && current.contains_key(ip));
         if self.runner.is_none() {
             if want.is_empty() {
                 return;
@@ -97,6 +113,7 @@ impl L2 {
                 }
             }
         }
+        let now = tokio::time::Instant::now();
         let lost: Vec<IpAddr> = self
             .current
             .keys()
@@ -104,6 +121,18 @@ impl L2 {
             .copied()
             .collect();
         for ip in lost {
+            if let Some(linger) = linger {
+                let until = *self.lingering.entry(ip).or_insert_with(|| {
+                    tracing::info!(
+                        "draining: still answering for {ip} on layer 2 for {linger:?} while another node takes it over"
+                    );
+                    now + linger
+                });
+                if now < until {
+                    continue;
+                }
+            }
+            self.lingering.remove(&ip);
             tracing::info!("no longer answering for {ip} on layer 2");
             let _ = runner.handle.remove_ip(ip).await;
             self.current.remove(&ip);

@@ -63,6 +63,14 @@ pub struct Args {
     /// membership; without it, layer-2 liveness comes from Node readiness.
     #[arg(long, default_value = "memberlist", value_name = "NAME")]
     pub memberlist_secret: String,
+    /// Draining (SIGTERM, or the Node labelled ferrolb.io/drain=true): how
+    /// long this node keeps answering for its layer-2 IPs after the other
+    /// nodes took them over, and sends its BGP routes with the
+    /// GRACEFUL_SHUTDOWN community (65535:0, RFC 8326; LOCAL_PREF 0 to iBGP
+    /// peers) before it withdraws them. A Kubernetes duration; 0s drains
+    /// at once. Keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = ferrolb_config::duration::parse)]
+    pub drain_wait: Duration,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT; 0 after a clean stop.
@@ -217,7 +225,10 @@ impl Daemon {
             lb_class: self.args.lb_class.as_deref(),
         });
         self.log_reasons(&desired);
-        self.l2.apply(&desired.l2).await;
+        // Draining: IPs the other nodes took over are answered a while
+        // longer (make-before-break).
+        let linger = desired.draining.as_ref().map(|_| self.args.drain_wait);
+        self.l2.apply(&desired.l2, linger).await;
         let node = inputs
             .config
             .nodes
@@ -267,6 +278,7 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
             return ExitCode::FAILURE;
         }
     };
+    let drain_wait = args.drain_wait;
     let mut daemon = Daemon {
         node: node.clone(),
         args,
@@ -277,6 +289,7 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
         desired: Default::default(),
         logged: BTreeSet::new(),
     };
+    daemon.bgp.drain_wait = drain_wait;
     let metrics = std::sync::Arc::new(metrics::Metrics::default());
     let health = std::sync::Arc::new(ferrolb_controller::cluster::metrics::Health::default());
     metrics::serve(daemon.args.metrics_addr, metrics.clone(), health.clone());
@@ -285,6 +298,7 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
     let mut snapshot: Option<Snapshot> = None;
     let mut dirty = true;
     let signal_name = loop {
+        let linger = daemon.l2.linger_deadline();
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
@@ -328,11 +342,19 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
                     dirty |= daemon.l2.handle(ev);
                 }
             }
+            () = linger_over(linger) => {
+                if let Some(snap) = &snapshot {
+                    daemon.round(snap).await;
+                    metrics.rounds.inc();
+                }
+                dirty = true;
+            }
             ev = daemon.bgp.next() => {
                 match ev {
-                    // An unnumbered peer's address was found or changed.
-                    Some(bgp::BgpInput::Discovered(iface)) => {
-                        tracing::debug!("interface {iface}: peer address changed");
+                    // An unnumbered peer's address was found or changed, or
+                    // the drain wait is over: the sessions are set up again.
+                    Some(bgp::BgpInput::Discovered(why)) => {
+                        tracing::debug!("{why}: setting the sessions up again");
                         if let Some(snap) = &snapshot {
                             daemon.round(snap).await;
                             metrics.rounds.inc();
@@ -345,10 +367,39 @@ pub async fn main_loop(mut source: impl Source, node: String, args: Args) -> Exi
             }
         }
     };
-    tracing::info!("{signal_name}: withdrawing every announcement");
+    // Make-before-break: leaving the membership makes the other nodes take
+    // the layer-2 IPs over (with gratuitous ARP / unsolicited NA) at once,
+    // while this node keeps answering; the BGP routes go with the drain
+    // community; only after --drain-wait does everything stop.
     if let Some(m) = daemon.membership.take() {
         m.leave().await;
     }
+    let wait = daemon.args.drain_wait;
+    if !wait.is_zero() {
+        tracing::info!(
+            "{signal_name}: draining for {wait:?}: the other nodes take the layer-2 IPs over while this one still answers; BGP routes go with GRACEFUL_SHUTDOWN (65535:0); a second signal stops at once"
+        );
+        daemon.bgp.stopping = true;
+        if let Some(snap) = &snapshot {
+            daemon.round(snap).await;
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => break,
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+                ev = daemon.bgp.next() => {
+                    if let Some(ev) = ev
+                        && !matches!(ev, bgp::BgpInput::Discovered(_))
+                    {
+                        daemon.bgp.handle(ev);
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!("{signal_name}: withdrawing every announcement");
     daemon.bgp.stop_all("speaker stopping").await;
     daemon.l2.shutdown().await;
     if let Some(snap) = &snapshot {
@@ -372,6 +423,14 @@ fn report(d: &Daemon, snap: &Snapshot) -> std::sync::Arc<status::Report> {
         problems: snap.problems.iter().map(ToString::to_string).collect(),
         membership: d.membership_note.clone(),
     })
+}
+
+/// Waits until `deadline` (forever without one).
+async fn linger_over(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits until the membership's view changes (forever without one).

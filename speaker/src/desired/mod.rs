@@ -54,6 +54,11 @@ use crate::election::{self, Candidate};
 
 /// The label that keeps a node out of every announcement.
 pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+/// The label that drains a node: it hands its layer-2 IPs over to other
+/// nodes (make-before-break: it keeps answering a while after they take
+/// over) and sends its BGP routes with the drain community, then withdraws
+/// them (see the daemon's `--drain-wait`).
+pub const DRAIN_LABEL: &str = "ferrolb.io/drain";
 /// The EndpointSlice label naming its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -202,6 +207,10 @@ pub struct Desired {
     pub services: Vec<ServiceDecision>,
     /// Why this node announces nothing at all, when it does not.
     pub node_excluded: Option<String>,
+    /// Why this node is draining, when it is: it is no layer-2 candidate,
+    /// and the BGP adapter sends its routes with the drain community, then
+    /// withdraws them.
+    pub draining: Option<String>,
     /// BGPPeers that select this node, whatever is announced to them.
     pub peers: Vec<String>,
 }
@@ -248,6 +257,8 @@ struct NodeInfo<'c> {
     not_eligible: Option<String>,
     /// Why the node is not a live member (layer 2 only).
     not_live: Option<String>,
+    /// Why the node is draining (not a layer-2 candidate).
+    draining: Option<String>,
 }
 
 fn labels_of(
@@ -540,6 +551,13 @@ pub fn decide(inputs: Inputs<'_>) -> Desired {
                     }
                     _ => None,
                 },
+                draining: n
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(DRAIN_LABEL))
+                    .filter(|v| v.as_str() == "true")
+                    .map(|_| format!("node {name} is draining (label {DRAIN_LABEL}=true)")),
             }
         })
         .collect();
@@ -552,6 +570,7 @@ pub fn decide(inputs: Inputs<'_>) -> Desired {
         )),
         Some(n) => n.not_eligible.clone(),
     };
+    desired.draining = me.and_then(|n| n.draining.clone());
     desired.peers = cfg
         .bgp_peers
         .iter()
@@ -689,7 +708,10 @@ fn decide_ip(
                 why_not.push(r);
                 continue;
             }
-            if let Some(r) = node_blocked(node, endpoint_nodes).or_else(|| node.not_live.clone()) {
+            if let Some(r) = node_blocked(node, endpoint_nodes)
+                .or_else(|| node.not_live.clone())
+                .or_else(|| node.draining.clone())
+            {
                 if node.name == inputs.node {
                     mine = Some(r.clone());
                 }

@@ -529,3 +529,42 @@ fn references_to_objects_that_do_not_exist_select_nothing() {
     );
     assert_eq!(d.bgp["int"][&host].communities.len(), 2);
 }
+
+#[test]
+fn a_draining_node_hands_its_layer2_ips_over_and_keeps_its_bgp_routes_marked() {
+    let nodes = NODES.replace(
+        "metadata: {name: node1, labels: {zone: a}}",
+        "metadata: {name: node1, labels: {zone: a, ferrolb.io/drain: \"true\"}}",
+    );
+    let bgp = "apiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: ext, namespace: ferrolb-system}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 203.0.113.254}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: routed, namespace: ferrolb-system}\nspec: {ipAddressPools: [routed]}\n";
+    let cfg = config_with_nodes(&nodes, &format!("{L2_ALL}---\n{bgp}"));
+    let svcs: Vec<LbService> = (1..=20)
+        .map(|i| service(&format!("s{i}"), &[&format!("198.51.100.{i}")], ""))
+        .chain([service("routed", &["203.0.113.5"], "")])
+        .collect();
+    let d1 = decide_on(&cfg, &svcs, "node1", None);
+    assert!(d1.l2.is_empty(), "a draining node answers for nothing");
+    assert_eq!(
+        d1.draining.as_deref(),
+        Some("node node1 is draining (label ferrolb.io/drain=true)")
+    );
+    assert!(d1.node_excluded.is_none());
+    // Its BGP routes stay (the adapter marks, then withdraws them).
+    assert!(d1.bgp["ext"].contains_key(&"203.0.113.5/32".parse().unwrap()));
+    let r = &d1.services[0].ips[0].reasons[0];
+    assert!(r.contains("node node1 is draining"), "{r}");
+    // The other nodes share the 21 IPs (L2_ALL selects the routed pool
+    // too) and agree.
+    let (d2, d3) = (
+        decide_on(&cfg, &svcs, "node2", None),
+        decide_on(&cfg, &svcs, "node3", None),
+    );
+    assert_eq!(d2.l2.len() + d3.l2.len(), 21);
+    assert!(d2.draining.is_none() && d3.draining.is_none());
+    // A label with another value drains nothing.
+    let cfg = config_with_nodes(
+        &nodes.replace("drain: \"true\"", "drain: \"false\""),
+        L2_ALL,
+    );
+    assert!(decide_on(&cfg, &svcs, "node1", None).draining.is_none());
+}
