@@ -135,6 +135,52 @@ pub fn migrate(file: &Path) -> ExitCode {
     }
 }
 
+/// The kubectl plugin that `ferrolb-controller explain` runs.
+pub const PLUGIN: &str = "kubectl-ferrolb";
+
+/// Where the plugin is: beside this binary (as `cargo build` and an install
+/// put them), else on the PATH.
+pub fn plugin_path() -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(PLUGIN)))
+        .filter(|p| p.is_file());
+    beside.or_else(|| {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(PLUGIN))
+            .find(|p| p.is_file())
+    })
+}
+
+/// `ferrolb-controller explain ARGS`: runs `kubectl-ferrolb explain ARGS`
+/// (the explanation needs the speakers' decision function too, which this
+/// binary does not hold), passing its output and exit code through; exit 3
+/// when the plugin is not installed.
+pub fn explain(args: &[std::ffi::OsString]) -> ExitCode {
+    let Some(plugin) = plugin_path() else {
+        eprintln!(
+            "error: explain runs {PLUGIN}, which is neither beside this binary nor on the PATH; it is built with it (cargo build --release builds target/release/{PLUGIN})"
+        );
+        return ExitCode::from(3);
+    };
+    match std::process::Command::new(&plugin)
+        .arg("explain")
+        .args(args)
+        .status()
+    {
+        Ok(status) => ExitCode::from(
+            status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(3),
+        ),
+        Err(e) => {
+            eprintln!("error: cannot run {}: {e}", plugin.display());
+            ExitCode::from(3)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,17 @@ enum Command {
     /// Convert MetalLB manifests (metallb.io objects or the legacy `config` ConfigMap)
     /// to FerroLB ones on stdout. Use `-` to read stdin.
     Migrate { file: PathBuf },
+    /// Why a Service is pending, assigned but not announced, or announced (exit 0
+    /// announced, 1 pending, 2 assigned but not announced, 3 error); what a node
+    /// or a BGP peer announces. Runs `kubectl-ferrolb explain ARGS` (installed
+    /// beside this binary, or on the PATH): see `kubectl-ferrolb explain --help`.
+    #[command(disable_help_flag = true)]
+    Explain {
+        /// `service NS/NAME`, `node NAME` or `peer NAME`, with --standalone DIR
+        /// (or --kubeconfig F), -o json, --lb-class NAME.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn init_logging() {
@@ -164,6 +175,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Validate { paths, json }) => ferrolb_controller::cli::validate(&paths, json),
         Some(Command::Migrate { file }) => ferrolb_controller::cli::migrate(&file),
+        Some(Command::Explain { args }) => ferrolb_controller::cli::explain(&args),
         None => {
             init_logging();
             let Some(dir) = cli.run.standalone else {
