@@ -86,6 +86,10 @@ fn run(command: &mut Command, input: Option<&str>, timeout: Duration) -> Output 
     }
 }
 
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 /// Decodes standard base64 (a Secret's `data`), skipping anything that is
 /// not of its alphabet (padding, line breaks).
 pub fn decode_base64(s: &str) -> Vec<u8> {
@@ -174,6 +178,11 @@ impl<'a> ControlPlane<'a> {
     /// The cluster-admin kubeconfig.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// The kubectl (1.20) it runs.
+    pub fn kubectl_path(&self) -> &Path {
+        &self.kubectl
     }
 
     /// The state directory (certificates, logs; tests may put files there).
@@ -327,6 +336,77 @@ impl<'a> ControlPlane<'a> {
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\nusers:\n- name: sa\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: sa}}\ncurrent-context: t\n",
                 field("server: "),
                 field("certificate-authority: ")
+            ),
+        )
+        .expect("writing the kubeconfig");
+        path
+    }
+
+    /// A kubeconfig that authenticates as user `name` (in no group) with a
+    /// client certificate of the control plane's CA, written into the
+    /// state directory: a person who may do nothing until a role is bound
+    /// to them (`kubectl create clusterrolebinding … --user=NAME`).
+    pub fn user_kubeconfig(&self, name: &str) -> PathBuf {
+        let pki = self.state.path().join("pki");
+        let file = |ext: &str| pki.join(format!("user-{name}.{ext}"));
+        let (key, csr, crt, ext) = (file("key"), file("csr"), file("crt"), file("ext"));
+        std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").expect("writing the extension file");
+        let subject = format!("/CN={name}");
+        for args in [
+            vec![
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                path_str(&key),
+                "-out",
+                path_str(&csr),
+                "-subj",
+                subject.as_str(),
+            ],
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                path_str(&csr),
+                "-CA",
+                path_str(&pki.join("ca.crt")),
+                "-CAkey",
+                path_str(&pki.join("ca.key")),
+                "-CAcreateserial",
+                "-out",
+                path_str(&crt),
+                "-days",
+                "2",
+                "-extfile",
+                path_str(&ext),
+            ],
+        ] {
+            let out = run(Command::new("openssl").args(&args), None, KUBECTL_TIMEOUT);
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let admin = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
+        let field = |key: &str| {
+            admin
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in the kubeconfig"))
+                .to_owned()
+        };
+        let path = self.state.path().join(format!("user-{name}.kubeconfig"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\nusers:\n- name: {name}\n  user: {{client-certificate: \"{}\", client-key: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: {name}}}\ncurrent-context: t\n",
+                field("server: "),
+                field("certificate-authority: "),
+                crt.display(),
+                key.display()
             ),
         )
         .expect("writing the kubeconfig");

@@ -40,9 +40,24 @@ pub fn controller_binary() -> PathBuf {
         .clone()
 }
 
+/// The path of `kubectl-ferrolb` (package `ferrolb-cli`), built on first
+/// use (`FERROLB_PLUGIN_BIN` names a binary built elsewhere).
+pub fn plugin_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| build_binary_of("ferrolb-cli", "kubectl-ferrolb", "FERROLB_PLUGIN_BIN"))
+        .clone()
+}
+
 /// Builds package `name`'s binary of the same name into the test's target
 /// directory and profile, unless `env` names a binary.
 fn build_binary(name: &str, env: &str) -> PathBuf {
+    build_binary_of(name, name, env)
+}
+
+/// Builds binary `name` of `package` into the test's target directory and
+/// profile, unless `env` names a binary.
+fn build_binary_of(package: &str, name: &str, env: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(env) {
         return PathBuf::from(path);
     }
@@ -63,7 +78,7 @@ fn build_binary(name: &str, env: &str) -> PathBuf {
     let mut command = std::process::Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "--quiet", "-p", name, "--bin", name])
+        .args(["build", "--quiet", "-p", package, "--bin", name])
         .arg("--profile")
         .arg(&profile)
         .arg("--target-dir")
@@ -71,7 +86,7 @@ fn build_binary(name: &str, env: &str) -> PathBuf {
     let output = crate::netns::run_with_timeout(&mut command, BUILD_TIMEOUT);
     assert!(
         output.status.success(),
-        "building {name} failed:\n{}",
+        "building {name} ({package}) failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let binary = profile_dir.join(name);

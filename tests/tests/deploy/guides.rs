@@ -22,9 +22,10 @@
 //!   guide's work directory, where its commands run.
 //! - ` ```sh `: run in order by `sh -e` in the guide's work directory (which
 //!   holds this repository's deploy/, config/, docs/ and tests/ and the named
-//!   blocks), with the built ferrolb-controller and ferrolb-speaker first on
-//!   PATH and named by `FERROLB_CONTROLLER_BIN`/`FERROLB_SPEAKER_BIN` (the
-//!   demo's `run.sh` runs them instead of building); the block must exit 0,
+//!   blocks), with the built ferrolb-controller, ferrolb-speaker and
+//!   kubectl-ferrolb first on PATH, the first two named by
+//!   `FERROLB_CONTROLLER_BIN`/`FERROLB_SPEAKER_BIN` (the demo's `run.sh`
+//!   runs them instead of building); the block must exit 0,
 //!   or N with `exit=N`.
 //! - ` ```sh not-run=WHY `: not run here (WHY is a key of [`NOT_RUN`]): each
 //!   command is listed with the reason, every file it names must exist (in
@@ -42,7 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ferrolb_e2e::speaker::{controller_binary, speaker_binary};
+use ferrolb_e2e::speaker::{controller_binary, plugin_binary, speaker_binary};
 
 use super::{Tools, documents, root};
 
@@ -458,9 +459,10 @@ fn normalize(text: &str) -> Vec<String> {
 
 /// Runs a ```sh block in `dir`: (exit code, stdout and stderr interleaved).
 fn run_block(dir: &Path, text: &str) -> (i32, String) {
-    let (controller, speaker) = (controller_binary(), speaker_binary());
+    let (controller, speaker, plugin) = (controller_binary(), speaker_binary(), plugin_binary());
     let mut path =
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect::<Vec<_>>();
+    path.insert(0, plugin.parent().unwrap().to_path_buf());
     path.insert(0, speaker.parent().unwrap().to_path_buf());
     path.insert(0, controller.parent().unwrap().to_path_buf());
     let script = format!("set -e\nexec 2>&1\n{text}");

@@ -1,0 +1,659 @@
+//! `explain` (the `kubectl-ferrolb` plugin, also `ferrolb-controller
+//! explain`) in standalone mode: a table of broken configurations, each
+//! with the reason that must appear and the exit code (0 announced, 1
+//! pending, 2 assigned but not announced, 3 error), and the README's
+//! `explain` commands run exactly as written.
+//!
+//! Each case is a directory written by the test: its manifests and three
+//! Ready Nodes; `ferrolb-controller --standalone DIR --once` assigns the IPs.
+//! Where the case needs what speakers report (sessions, who answers,
+//! conflicts), the speakers' status files are written by the speaker's own
+//! code: its decision function (`ferrolb_speaker::desired::decide`) for each
+//! node over the directory as the daemon reads it
+//! (`daemon::standalone::read`), and its status writer
+//! (`daemon::status::write`), with the session state and conflicts the case
+//! chooses in place of a real router and LAN. The real daemons are
+//! explained in `explain_lab.rs` (standalone lab and cluster).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ferrolb_e2e::control_plane::workspace_root;
+use ferrolb_e2e::speaker::{controller_binary, plugin_binary};
+use ferrolb_speaker::daemon::bgp::PeerState;
+use ferrolb_speaker::daemon::l2::Conflict;
+use ferrolb_speaker::daemon::status::{self, Report};
+use ferrolb_speaker::desired::{Inputs, decide};
+use serde_json::Value;
+
+const NODES: [&str; 3] = ["node1", "node2", "node3"];
+
+/// Three Ready Nodes, each with these extra labels.
+fn nodes(labels: &str) -> String {
+    NODES
+        .iter()
+        .map(|n| {
+            format!(
+                "apiVersion: v1\nkind: Node\nmetadata: {{name: {n}, labels: {{{labels}}}}}\nstatus: {{conditions: [{{type: Ready, status: \"True\"}}]}}\n"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+const POOL: &str = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan, namespace: ferrolb-system}\nspec: {addresses: [198.51.100.10-198.51.100.11]}\n";
+const L2: &str = "apiVersion: ferrolb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: lan, namespace: ferrolb-system}\nspec: {ipAddressPools: [lan]}\n";
+const BGP: &str = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: routed, namespace: ferrolb-system}\nspec: {addresses: [203.0.113.10/32]}\n---\napiVersion: ferrolb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: routed, namespace: ferrolb-system}\nspec: {ipAddressPools: [routed], communities: [\"64512:100\"]}\n---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: router, namespace: ferrolb-system}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.1}\n";
+
+/// A LoadBalancer Service `default/NAME` with `extra` spec fields and
+/// `meta` metadata fields (flow-style YAML, each ending in `, ` when given).
+fn service(name: &str, meta: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{{meta}name: {name}, namespace: default}}\nspec: {{{extra}type: LoadBalancer, ports: [{{port: 80}}]}}\n"
+    )
+}
+
+fn docs(parts: &[&str]) -> String {
+    parts.join("---\n")
+}
+
+/// What the simulated speakers report.
+#[derive(Clone, Copy)]
+struct Speakers {
+    /// Every session's state, and its last error.
+    session: (&'static str, Option<&'static str>),
+    /// Another host claiming this IP (seen by the node answering for it).
+    conflict: Option<(&'static str, &'static str)>,
+}
+
+const UP: Speakers = Speakers {
+    session: ("Established", None),
+    conflict: None,
+};
+
+struct Case {
+    name: &'static str,
+    manifests: String,
+    /// Labels of every Node.
+    node_labels: &'static str,
+    /// None: no speaker has reported.
+    speakers: Option<Speakers>,
+    service: &'static str,
+    exit: i32,
+    says: &'static [&'static str],
+}
+
+fn cases() -> Vec<Case> {
+    let req = |ip: &'static str| -> String {
+        format!("annotations: {{ferrolb.io/loadBalancerIPs: \"{ip}\"}}, ")
+    };
+    let share = |key: &str, port: u16, local: bool| -> String {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {{NAME}}, namespace: default, annotations: {{ferrolb.io/loadBalancerIPs: \"198.51.100.10\", ferrolb.io/allow-shared-ip: {key}}}}}\nspec: {{type: LoadBalancer, {}ports: [{{port: {port}}}]}}\n",
+            if local {
+                "externalTrafficPolicy: Local, selector: {app: x}, "
+            } else {
+                ""
+            }
+        )
+    };
+    vec![
+        // ---- pending (exit 1)
+        Case {
+            name: "class mismatch",
+            manifests: docs(&[
+                POOL,
+                L2,
+                &service("web", "", "loadBalancerClass: example.com/other, "),
+            ]),
+            node_labels: "",
+            speakers: None,
+            service: "default/web",
+            exit: 1,
+            says: &[
+                "loadBalancerClass is \"example.com/other\"",
+                "class mismatch",
+            ],
+        },
+        Case {
+            name: "namespace not listed",
+            manifests: docs(&[
+                "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: shop, namespace: ferrolb-system}\nspec: {addresses: [198.51.100.10/32], serviceAllocation: {namespaces: [shop]}}\n",
+                &service("web", "", ""),
+            ]),
+            node_labels: "",
+            speakers: None,
+            service: "default/web",
+            exit: 1,
+            says: &["shop: serviceAllocation.namespaces [shop] does not include namespace default"],
+        },
+        Case {
+            name: "namespace selector",
+            manifests: docs(&[
+                "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: gold, namespace: ferrolb-system}\nspec: {addresses: [198.51.100.10/32], serviceAllocation: {namespaceSelectors: [{matchLabels: {tier: gold}}]}}\n",
+                "apiVersion: v1\nkind: Namespace\nmetadata: {name: default, labels: {tier: bronze}}\n",
+                &service("web", "", ""),
+            ]),
+            node_labels: "",
+            speakers: None,
+            service: "default/web",
+            exit: 1,
+            says: &["gold: serviceAllocation.namespaceSelectors do not select namespace default"],
+        },
+        Case {
+            name: "Service selector",
+            manifests: docs(&[
+                "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: web-only, namespace: ferrolb-system}\nspec: {addresses: [198.51.100.10/32], serviceAllocation: {serviceSelectors: [{matchLabels: {app: web}}]}}\n",
+                &service("api", "labels: {app: api}, ", ""),
+            ]),
+            node_labels: "",
+            speakers: None,
+            service: "default/api",
+            exit: 1,
+            says: &["web-only: serviceAllocation.serviceSelectors do not select the Service"],
+        },
+        Case {
+            name: "autoAssign false",
+            manifests: docs(&[
+                "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: reserved, namespace: ferrolb-system}\nspec: {addresses: [198.51.100.10/32], autoAssign: false}\n",
+                &service("web", "", ""),
+            ]),
+            node_labels: "",
+            speakers: None,
+            service: "default/web",
+            exit: 1,
+            says: &["reserved: autoAssign is false"],
+        },
+        Case {
+            name: "family not offered",
+            manifests: docs(&[POOL, L2, &service("web6", "", "ipFamilies: [IPv6], ")]),
+            node_labels: "",
+            speakers: None,
+            service: "default/web6",
+            exit: 1,
+            says: &[
+                "why: no IPAddressPool that admits this Service has IPv6 addresses",
+                "lan: the pool has no IPv6 addresses",
+            ],
+        },
+        Case {
+            name: "exhausted",
+            manifests: docs(&[
+                POOL,
+                L2,
+                &service("a", "", ""),
+                &service("b", "", ""),
+                &service("c", "", ""),
+            ]),
+            node_labels: "",
+            speakers: None,
+            service: "default/c",
+            exit: 1,
+            says: &["lan: exhausted: 2 of 2 IPv4 addresses in use"],
+        },
+        Case {
+            name: "requested IP outside every pool",
+            manifests: docs(&[POOL, L2, &service("typo", &req("203.0.113.99"), "")]),
+            node_labels: "",
+            speakers: None,
+            service: "default/typo",
+            exit: 1,
+            says: &[
+                "why: requested IP 203.0.113.99 is not in any IPAddressPool",
+                "lan: does not contain the requested IP 203.0.113.99",
+            ],
+        },
+        Case {
+            name: "requested IP held by another Service",
+            manifests: docs(&[
+                POOL,
+                L2,
+                &service("a-first", &req("198.51.100.10"), ""),
+                &service("b-second", &req("198.51.100.10"), ""),
+            ]),
+            node_labels: "",
+            speakers: None,
+            service: "default/b-second",
+            exit: 1,
+            says: &[
+                "the requested IP 198.51.100.10 is in use by default/a-first and cannot be shared: this Service has no allow-shared-ip annotation",
+            ],
+        },
+        Case {
+            name: "sharing refused: ports overlap",
+            manifests: docs(&[
+                POOL,
+                L2,
+                &share("k", 80, false).replace("{NAME}", "a-first"),
+                &share("k", 80, false).replace("{NAME}", "b-second"),
+            ]),
+            node_labels: "",
+            speakers: None,
+            service: "default/b-second",
+            exit: 1,
+            says: &["in use by default/a-first and cannot be shared: both use port 80/TCP"],
+        },
+        Case {
+            name: "sharing refused: different backends",
+            manifests: docs(&[
+                POOL,
+                L2,
+                &share("k", 80, false).replace("{NAME}", "a-first"),
+                &share("k", 443, true).replace("{NAME}", "b-second"),
+            ]),
+            node_labels: "",
+            speakers: None,
+            service: "default/b-second",
+            exit: 1,
+            says: &[
+                "cannot be shared: externalTrafficPolicy differs (Local here, Cluster on default/a-first)",
+            ],
+        },
+        // ---- assigned but not announced (exit 2)
+        Case {
+            name: "no advertisement selects the pool",
+            manifests: docs(&[POOL, &service("web", "", "")]),
+            node_labels: "",
+            speakers: Some(UP),
+            service: "default/web",
+            exit: 2,
+            says: &[
+                "no L2Advertisement or BGPAdvertisement selects pool lan and Service default/web",
+            ],
+        },
+        Case {
+            name: "node selectors exclude every node",
+            manifests: docs(&[
+                POOL,
+                "apiVersion: ferrolb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: lan, namespace: ferrolb-system}\nspec: {ipAddressPools: [lan], nodeSelectors: [{matchLabels: {rack: r9}}]}\n",
+                &service("web", "", ""),
+            ]),
+            node_labels: "",
+            speakers: Some(UP),
+            service: "default/web",
+            exit: 2,
+            says: &[
+                "no node is eligible",
+                "no L2Advertisement selecting pool lan selects node node1",
+            ],
+        },
+        Case {
+            name: "nodes excluded by label",
+            manifests: docs(&[POOL, L2, &service("web", "", "")]),
+            node_labels: "node.kubernetes.io/exclude-from-external-load-balancers: \"\"",
+            speakers: Some(UP),
+            service: "default/web",
+            exit: 2,
+            says: &[
+                "node node2 is labelled node.kubernetes.io/exclude-from-external-load-balancers",
+            ],
+        },
+        Case {
+            name: "externalTrafficPolicy Local without a ready endpoint",
+            manifests: docs(&[
+                POOL,
+                L2,
+                &service("local", "", "externalTrafficPolicy: Local, "),
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: local-1, namespace: default, labels: {kubernetes.io/service-name: local}}\naddressType: IPv4\nendpoints: [{addresses: [10.1.0.1], conditions: {ready: false}, nodeName: node3}]\n",
+            ]),
+            node_labels: "",
+            speakers: Some(UP),
+            service: "default/local",
+            exit: 2,
+            says: &["externalTrafficPolicy is Local and node node3 has no ready endpoint"],
+        },
+        Case {
+            name: "no established session to a selected peer",
+            manifests: docs(&[BGP, &service("routed", "", "")]),
+            node_labels: "",
+            speakers: Some(Speakers {
+                session: ("Active", Some("connect: Connection refused (os error 111)")),
+                conflict: None,
+            }),
+            service: "default/routed",
+            exit: 2,
+            says: &[
+                "no established session from node node1 to BGPPeer router (state Active, last error: connect: Connection refused (os error 111)): 203.0.113.10/32 is not sent",
+            ],
+        },
+        Case {
+            name: "the elected node's speaker has not reported",
+            manifests: docs(&[POOL, L2, &service("web", "", "")]),
+            node_labels: "",
+            speakers: None,
+            service: "default/web",
+            exit: 2,
+            says: &["is elected to answer ARP for 198.51.100.10, but its speaker has not reported"],
+        },
+        // ---- announced (exit 0)
+        Case {
+            name: "layer 2",
+            manifests: docs(&[POOL, L2, &service("web", "", "")]),
+            node_labels: "",
+            speakers: Some(UP),
+            service: "default/web",
+            exit: 0,
+            says: &["Service default/web: announced", "answers ARP on eth0"],
+        },
+        Case {
+            name: "BGP",
+            manifests: docs(&[BGP, &service("routed", "", "")]),
+            node_labels: "",
+            speakers: Some(UP),
+            service: "default/routed",
+            exit: 0,
+            says: &[
+                "BGP: node1 announces 203.0.113.10/32 to BGPPeer router (session Established",
+                "1 prefixes sent; communities 64512:100)",
+                "BGP: node3 announces 203.0.113.10/32",
+            ],
+        },
+        Case {
+            name: "conflict seen",
+            manifests: docs(&[POOL, L2, &service("web", "", "")]),
+            node_labels: "",
+            speakers: Some(Speakers {
+                session: ("Established", None),
+                conflict: Some(("198.51.100.10", "02:00:00:00:00:99")),
+            }),
+            service: "default/web",
+            exit: 0,
+            says: &["conflict: another host (02:00:00:00:00:99) claims 198.51.100.10 on"],
+        },
+        // ---- no verdict (exit 3)
+        Case {
+            name: "no such Service",
+            manifests: docs(&[POOL, L2]),
+            node_labels: "",
+            speakers: None,
+            service: "default/absent",
+            exit: 3,
+            says: &[],
+        },
+    ]
+}
+
+/// Writes each node's `status/speaker-NODE.yaml` as its speaker would:
+/// the speaker's decision over the directory, with the sessions and
+/// conflicts of `sim`.
+fn simulate_speakers(dir: &Path, sim: Speakers) {
+    let snap = ferrolb_speaker::daemon::standalone::read(dir, &dir.join("status/services.yaml"));
+    for node in NODES {
+        let desired = decide(Inputs {
+            config: &snap.config,
+            services: &snap.services,
+            members: None,
+            node,
+            lb_class: None,
+        });
+        let (state, error) = sim.session;
+        let peers = desired
+            .peers
+            .iter()
+            .map(|p| {
+                let sent = desired.bgp.get(p).map_or(0, |r| r.len());
+                (
+                    p.clone(),
+                    PeerState {
+                        state: state.to_string(),
+                        bfd_state: None,
+                        last_transition: SystemTime::now(),
+                        last_error: error.map(str::to_string),
+                        prefixes: if state == "Established" { sent } else { 0 },
+                    },
+                )
+            })
+            .collect();
+        let interfaces: BTreeMap<IpAddr, Vec<String>> = desired
+            .l2
+            .keys()
+            .map(|ip| (*ip, vec!["eth0".to_string()]))
+            .collect();
+        let conflicts = sim
+            .conflict
+            .map(|(ip, mac)| (ip.parse::<IpAddr>().unwrap(), mac))
+            .filter(|(ip, _)| desired.l2.contains_key(ip))
+            .map(|(ip, mac)| Conflict {
+                ip,
+                interface: "eth0".into(),
+                other_mac: mac.into(),
+                kind: "arp_sender",
+            })
+            .into_iter()
+            .collect();
+        let report = Report {
+            node: node.to_string(),
+            desired: Arc::new(desired),
+            interfaces,
+            conflicts,
+            peers,
+            membership: "not running (simulated by the test)".into(),
+            ..Report::default()
+        };
+        status::write(dir, &report);
+    }
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let out = command.output().expect("running a binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn controller_once(dir: &Path) {
+    let (code, _, err) = run(Command::new(controller_binary())
+        .arg("--standalone")
+        .arg(dir)
+        .arg("--once"));
+    assert_eq!(code, 0, "controller: {err}");
+}
+
+#[test]
+fn broken_configurations_say_why() {
+    let plugin = plugin_binary();
+    let mut failures = Vec::new();
+    for case in cases() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.yaml"), &case.manifests).unwrap();
+        std::fs::write(dir.path().join("nodes.yaml"), nodes(case.node_labels)).unwrap();
+        controller_once(dir.path());
+        if let Some(sim) = case.speakers {
+            simulate_speakers(dir.path(), sim);
+        }
+        let explain = |json: bool| {
+            let mut c = Command::new(&plugin);
+            c.args(["explain", "--standalone"])
+                .arg(dir.path())
+                .args(["service", case.service]);
+            if json {
+                c.args(["-o", "json"]);
+            }
+            run(&mut c)
+        };
+        let (code, stdout, stderr) = explain(false);
+        let text = format!("{stdout}{stderr}");
+        let missing: Vec<&&str> = case.says.iter().filter(|s| !text.contains(**s)).collect();
+        if code != case.exit || !missing.is_empty() {
+            failures.push(format!(
+                "{}: exit {code} (want {}), missing {missing:?}:\n{text}",
+                case.name, case.exit
+            ));
+            continue;
+        }
+        // The JSON says the same, with the same exit code.
+        let (jcode, jout, _) = explain(true);
+        let doc: Value = serde_json::from_str(&jout)
+            .unwrap_or_else(|e| panic!("{}: -o json is not JSON ({e}):\n{jout}", case.name));
+        let verdict = ["Announced", "Pending", "AssignedNotAnnounced", "Error"][case.exit as usize];
+        let kind_ok = if case.exit == 3 {
+            doc["kind"] == "Error"
+        } else {
+            doc["verdict"] == verdict && doc["kind"] == "Service"
+        };
+        let reasons = doc["reasons"].as_array().map_or(0, Vec::len);
+        if jcode != case.exit
+            || doc["exitCode"] != case.exit
+            || doc["schema"] != "ferrolb.io/explain/v1"
+            || !kind_ok
+            || ((case.exit == 1 || case.exit == 2) && reasons == 0)
+        {
+            failures.push(format!("{}: -o json (exit {jcode}):\n{jout}", case.name));
+        }
+        println!("ok: {} (exit {code})", case.name);
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// `ferrolb-controller explain` runs the plugin installed beside it, with
+/// the same output and exit code.
+#[test]
+fn the_controller_runs_the_plugin() {
+    let plugin = plugin_binary();
+    let controller = controller_binary();
+    assert_eq!(plugin.parent(), controller.parent(), "built side by side");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        docs(&[
+            POOL,
+            L2,
+            &service(
+                "typo",
+                "annotations: {ferrolb.io/loadBalancerIPs: \"203.0.113.99\"}, ",
+                "",
+            ),
+        ]),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("nodes.yaml"), nodes("")).unwrap();
+    controller_once(dir.path());
+    let args = |c: &mut Command| {
+        c.args(["explain", "--standalone"]).arg(dir.path()).args([
+            "-o",
+            "json",
+            "service",
+            "default/typo",
+        ]);
+    };
+    let mut a = Command::new(&plugin);
+    args(&mut a);
+    let mut b = Command::new(&controller);
+    args(&mut b);
+    let (pa, pb) = (run(&mut a), run(&mut b));
+    assert_eq!(pa.0, 1, "{pa:?}");
+    assert_eq!(pa, pb);
+    // Node and peer explanations exit 0; unknown ones 3.
+    for (what, name, code) in [
+        ("node", "node1", 0),
+        ("node", "node9", 3),
+        ("peer", "router", 3),
+    ] {
+        let (c, out, err) = run(Command::new(&controller)
+            .args(["explain", "--standalone"])
+            .arg(dir.path())
+            .args([what, name]));
+        assert_eq!(c, code, "{what} {name}: {out}{err}");
+    }
+    // Usage errors are 3 as well (not clap's 2, a verdict).
+    let (c, _, _) = run(Command::new(&plugin).args(["explain", "bogus"]));
+    assert_eq!(c, 3);
+}
+
+// ---------------------------------------------------------------- README
+
+/// A fenced block of the README's `Explain` section: its info string and text.
+struct Block {
+    info: String,
+    text: String,
+}
+
+/// The fenced blocks of the README's section `## Explain: …`.
+fn readme_explain_blocks() -> Vec<Block> {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Explain: "))
+        .expect("README section `Explain: …`");
+    let mut blocks = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        let Some(info) = line.strip_prefix("```") else {
+            continue;
+        };
+        let mut text = String::new();
+        for l in lines.by_ref() {
+            if l.starts_with("```") {
+                break;
+            }
+            text.push_str(l);
+            text.push('\n');
+        }
+        blocks.push(Block {
+            info: info.to_string(),
+            text,
+        });
+    }
+    blocks
+}
+
+/// The README's standalone `explain` blocks, run as the docs harness runs
+/// every README block (`sh -e` in a work directory holding the
+/// repository's `deploy/`, the built binaries first on the PATH): each exits
+/// with its `exit=N` and prints the `text output` block after it.
+#[test]
+fn readme_explain_commands_print_the_readmes_output() {
+    let plugin = plugin_binary();
+    let controller = controller_binary();
+    assert_eq!(plugin.parent(), controller.parent(), "built side by side");
+    let work = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(workspace_root().join("deploy"), work.path().join("deploy"))
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        controller.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let blocks = readme_explain_blocks();
+    let mut ran = 0;
+    let mut last: Option<(String, String)> = None;
+    for b in &blocks {
+        let mut words = b.info.split_whitespace();
+        let lang = words.next().unwrap_or_default();
+        let attrs: Vec<&str> = words.collect();
+        if lang == "text" && attrs.contains(&"output") {
+            let (script, printed) = last.take().expect("an output block after a run sh block");
+            assert_eq!(
+                printed.trim_end(),
+                b.text.trim_end(),
+                "the README's output of `{}` is not what it prints",
+                script.trim_end()
+            );
+            continue;
+        }
+        last = None;
+        if lang != "sh" || attrs.iter().any(|a| a.starts_with("not-run=")) {
+            continue;
+        }
+        let want: i32 = attrs
+            .iter()
+            .find_map(|a| a.strip_prefix("exit="))
+            .map_or(0, |v| v.parse().unwrap());
+        let (code, out, _) = run(Command::new("sh")
+            .arg("-c")
+            .arg(format!("set -e\nexec 2>&1\n{}", b.text))
+            .current_dir(work.path())
+            .env("PATH", &path)
+            .env_remove("RUST_LOG"));
+        assert_eq!(code, want, "`{}` exited {code}:\n{out}", b.text.trim_end());
+        last = Some((b.text.clone(), out));
+        ran += 1;
+    }
+    assert!(ran >= 3, "the README's explain section runs {ran} blocks");
+}
