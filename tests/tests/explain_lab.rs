@@ -186,7 +186,7 @@ fn explain_the_standalone_lab() {
     assert!(node.contains("membership: running on UDP"), "{node}");
 }
 
-/// The README's `not-run=cluster` block of the `Explain` section: each
+/// The README's `not-run=explain-cluster` block of the `Explain` section: each
 /// command with the exit code its comment gives (`# exit N`; 0 without).
 fn readme_cluster_commands() -> Vec<(String, i32)> {
     let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
@@ -195,10 +195,10 @@ fn readme_cluster_commands() -> Vec<(String, i32)> {
         .find(|s| s.starts_with("Explain: "))
         .expect("README section `Explain: …`");
     let block = section
-        .split("```sh not-run=cluster\n")
+        .split("```sh not-run=explain-cluster\n")
         .nth(1)
         .and_then(|b| b.split("```").next())
-        .expect("the section's not-run=cluster block");
+        .expect("the section's not-run=explain-cluster block");
     block
         .lines()
         .filter(|l| !l.trim().is_empty())

@@ -83,6 +83,10 @@ pub const NOT_RUN: &[(&str, &str)] = &[
         "as root it is the full demo (network namespaces, Debian packages, a release build): tests/tests/demo_full.rs runs it and compares what it prints with the README",
     ),
     (
+        "explain-cluster",
+        "needs a cluster: tests/tests/explain_lab.rs runs these commands as written against a v1.20 API server, as a user bound only to ferrolb-view",
+    ),
+    (
         "test-command",
         "is the test command itself, which runs this test",
     ),
