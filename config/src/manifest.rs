@@ -39,21 +39,32 @@ pub struct Parsed {
     pub problems: Vec<Problem>,
 }
 
-/// The first line of a parser's message, with the document's line offset applied
-/// to any line it reports.
-fn yaml_error(err: &serde_saphyr::Error, doc_start: usize) -> (usize, String) {
-    let line = err
-        .location()
-        .map(|l| doc_start + l.line().saturating_sub(1) as usize)
-        .unwrap_or(doc_start);
+/// The first line of a parser's message without the position it repeats
+/// (relative to the document), and the position as the file numbers it:
+/// the document's first line `doc_start` added, lone carriage returns not
+/// counted as line breaks ([`crate::yaml::text_position`]).
+pub(crate) fn yaml_error(
+    err: &serde_saphyr::Error,
+    text: &str,
+    doc_start: usize,
+) -> (usize, Option<usize>, String) {
+    let at = err.location().map(|l| {
+        let line = usize::try_from(l.line()).unwrap_or(usize::MAX);
+        let column = usize::try_from(l.column()).unwrap_or(usize::MAX);
+        crate::yaml::text_position(text, line.max(1), column)
+    });
+    let line = at.map_or(doc_start, |(line, _)| doc_start + line - 1);
     let text = err.to_string();
-    let first = text
+    let mut first = text
         .lines()
         .next()
         .unwrap_or("invalid YAML")
         .trim()
         .to_string();
-    (line, first)
+    if let Some(cut) = first.find(" at line ") {
+        first.truncate(cut);
+    }
+    (line, at.map(|(_, column)| column), first)
 }
 
 /// Parses a multi-document YAML stream named `file`.
@@ -97,15 +108,17 @@ pub fn parse_document(text: &str, pos: &SourcePos, parsed: &mut Parsed) {
             parse_value_at(value, &at, parsed)
         }
         Err(e) => {
-            let (line, msg) = yaml_error(&e, pos.line);
-            parsed.problems.push(Problem::in_source(
+            let (line, column, msg) = yaml_error(&e, text, pos.line);
+            let mut problem = Problem::in_source(
                 Severity::Error,
                 SourcePos {
                     line,
                     ..pos.clone()
                 },
                 format!("document is not valid YAML: {msg}"),
-            ));
+            );
+            problem.column = column;
+            parsed.problems.push(problem);
         }
     }
 }
@@ -166,13 +179,14 @@ impl At<'_> {
         if expected == "a string" && found.quoting_makes_a_string() {
             message.push_str(&format!(" (quote it: \"{}\")", found.written));
         }
+        let (line, column) = crate::yaml::text_position(self.text?, found.line, found.column);
         let source = SourcePos {
-            line: self.pos.line + found.line.saturating_sub(1),
+            line: self.pos.line + line.saturating_sub(1),
             ..self.pos.clone()
         };
         let mut problem = Problem::in_source(Severity::Error, source, message);
         problem.field = Some(field_path(path));
-        Some(problem.at_column(found.column))
+        Some(problem.at_column(column))
     }
 
     /// [`At::wrong_type`] for a value that is present but not of the

@@ -163,7 +163,7 @@ pub fn migrate(input: &str, source_name: &str) -> Migration {
             Ok(value) => convert_value(value, &loc, &mut documents),
             Err(e) => documents.push(loc.failed(format!(
                 "not valid YAML ({}); not converted",
-                yaml_error(&e, "", doc.start_line)
+                yaml_error(&e, "", doc.text, doc.start_line)
             ))),
         }
     }
@@ -204,7 +204,7 @@ impl Loc {
 
 /// The parser's message, after `{where_} line L, column C: ` when it gives a
 /// position; the line is made absolute (the parser counts from `first_line`).
-fn yaml_error(err: &serde_saphyr::Error, where_: &str, first_line: usize) -> String {
+fn yaml_error(err: &serde_saphyr::Error, where_: &str, doc: &str, first_line: usize) -> String {
     let text = err.to_string();
     let first = text.lines().next().unwrap_or("").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
@@ -213,10 +213,16 @@ fn yaml_error(err: &serde_saphyr::Error, where_: &str, first_line: usize) -> Str
         .and_then(|rest| rest.split_once(": "))
         .map_or(first, |(_, m)| m);
     let msg = if msg.is_empty() { "invalid YAML" } else { msg };
+    let msg = msg.find(" at line ").map_or(msg, |cut| &msg[..cut]);
     match err.location() {
         Some(l) => {
-            let line = first_line.saturating_add(l.line().saturating_sub(1) as usize);
-            format!("{where_}line {line}, column {}: {msg}", l.column())
+            let (line, column) = crate::yaml::text_position(
+                doc,
+                usize::try_from(l.line()).unwrap_or(usize::MAX).max(1),
+                usize::try_from(l.column()).unwrap_or(usize::MAX),
+            );
+            let line = first_line.saturating_add(line - 1);
+            format!("{where_}line {line}, column {column}: {msg}")
         }
         None => msg.to_string(),
     }
@@ -993,7 +999,7 @@ fn convert_configmap(cm: &Map<String, Value>, loc: &Loc, out: &mut Vec<MigratedD
         Err(e) if in_metallb_namespace => {
             out.push(loc.failed(format!(
                 "ConfigMap {name}: data.config is not valid YAML ({}); not converted",
-                yaml_error(&e, "data.config ", 1)
+                yaml_error(&e, "data.config ", text, 1)
             )));
             return true;
         }

@@ -209,6 +209,38 @@ pub fn from_str<'de, T: serde::Deserialize<'de>>(text: &'de str) -> Result<T, se
     serde_saphyr::from_str_with_options(text, options)
 }
 
+/// Where a YAML parser's position (1-based line and column, lines broken
+/// at `\r\n`, `\r` or `\n` as YAML breaks them) is in `text` as files are
+/// numbered here and by editors that break lines at `\n` only: a lone
+/// carriage return is a line break to YAML but not to [`split_documents`].
+/// A line past the end of `text` counts on from its last line.
+pub fn text_position(text: &str, line: usize, column: usize) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let mut yaml_line = 1;
+    let mut start = 0;
+    let mut i = 0;
+    while yaml_line < line && i < bytes.len() {
+        match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                i += 2;
+                yaml_line += 1;
+                start = i;
+            }
+            b'\r' | b'\n' => {
+                i += 1;
+                yaml_line += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    let before = &text[..start];
+    let file_line = 1 + before.matches('\n').count() + (line - yaml_line.min(line));
+    let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+    let file_column = text[line_start..start].chars().count() + column;
+    (file_line, file_column)
+}
+
 /// One step of a path into a YAML document: a mapping key or a list index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {

@@ -287,3 +287,34 @@ fn aliases_do_not_expand_out_of_proportion() {
     assert!(p.starts_with("bomb.yaml:"), "{p}");
     assert!(p.contains("not valid YAML"), "{p}");
 }
+
+/// Found by `yaml_manifest`: a lone carriage return is a line break to
+/// YAML but not to the document splitter, so a problem's line (the
+/// parser's line added to the document's first line) pointed past the
+/// document, 82 lines off for 82 carriage returns. Positions are now
+/// counted as the file numbers its lines.
+#[test]
+fn lone_carriage_returns_do_not_shift_positions() {
+    let text = "kind: Namespace\napiVersion: v1\nmetadata: {name: a}\n---\n\
+                apiVersion: v1\r\r\r\r\nkind: Service\nmetadata:\n  name: on\n\
+                ---\nkey: \r\r\rvalue\nbad: [\n";
+    let parsed = ferrolb_config::manifest::parse_stream(text, "cr.yaml");
+    let shown: Vec<String> = parsed.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert!(
+        shown[0].starts_with("cr.yaml:8:9 (document 2): error: metadata.name: expected a string, found the boolean on"),
+        "{shown:#?}"
+    );
+    let src = parsed.problems[1].source.as_ref().unwrap();
+    assert_eq!(src.document, 3);
+    assert!((10..=12).contains(&src.line), "{shown:#?}");
+    assert!(!shown[1].contains(" at line "), "{shown:#?}");
+    // The input the campaign found.
+    let found: Vec<u8> = [
+        &b"apiVersion: v1\nkind: Service\nmetadata: {name: web}\n---\napiVersion: ferrol"[..],
+        &[b'\r'; 82],
+        &b"b.io/v1beta1\nkind: BGPAdvertisement\nmetadata:\n  name: to-tor\n"[..],
+    ]
+    .concat();
+    replay::run(YAML_MANIFEST, &found);
+}
