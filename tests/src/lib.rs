@@ -1,5 +1,7 @@
 //! Helpers of the end-to-end tests (the tests themselves live in tests/).
 //!
+//! - [`answerers`]: which MACs answer ARP/NDP for an address, as a
+//!   client on the LAN sees it.
 //! - [`bgp`]: BGP interop labs (router and node namespaces, GoBGP, the
 //!   `bgp-probe` runner).
 //! - [`capture`]: tcpdump captures inside a test namespace.
@@ -15,6 +17,7 @@
 //! - [`require`]: the skip-or-fail rule for tests that need root and
 //!   system tools.
 
+pub mod answerers;
 pub mod bgp;
 pub mod capture;
 pub mod cluster_lab;

@@ -338,6 +338,33 @@ pub fn status_announces_l2(text: &str, ip: &str) -> bool {
 
 // ---------------------------------------------------------------- client side
 
+/// Runs `nft ARGS` in `ns` (with `stdin` as its input); panics with its
+/// output when it fails.
+pub fn nft(ns: &Netns, args: &[&str], stdin: Option<&str>) {
+    use std::io::Write;
+    let mut child = ns
+        .command("nft")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning nft");
+    let mut input = child.stdin.take().expect("nft stdin");
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .expect("writing nft rules");
+    drop(input);
+    let out = child.wait_with_output().expect("nft");
+    assert!(
+        out.status.success(),
+        "nft {args:?} in {}: {}{}",
+        ns.name(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// One ping from `ns` to `ip` (1 s timeout).
 pub fn ping(ns: &Netns, ip: &str) -> bool {
     let family = if ip.contains(':') { "-6" } else { "-4" };
@@ -454,6 +481,47 @@ impl Network {
     /// Cuts a node's link: `ip link set eth0 down` in its namespace.
     pub fn cut_link(&self, name: &str) {
         self.node(name).host.ns.ip(&["link", "set", "eth0", "down"]);
+    }
+
+    /// Partitions the LAN between node `name` and the `others`: an
+    /// nftables table in `name`'s namespace drops every packet from and
+    /// to their addresses (both families); the client and the router
+    /// still reach every node. [`heal`](Self::heal) removes it.
+    pub fn partition(&self, name: &str, others: &[&str]) {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for other in others {
+            let spec = self.node(other).spec;
+            v4.push(spec.v4);
+            v6.push(spec.v6);
+        }
+        let (v4, v6) = (v4.join(", "), v6.join(", "));
+        let rules = format!(
+            "table inet ferrolb_partition {{\n\
+             chain input {{ type filter hook input priority 0; ip saddr {{ {v4} }} drop; ip6 saddr {{ {v6} }} drop; }}\n\
+             chain output {{ type filter hook output priority 0; ip daddr {{ {v4} }} drop; ip6 daddr {{ {v6} }} drop; }}\n\
+             }}\n"
+        );
+        nft(&self.node(name).host.ns, &["-f", "-"], Some(&rules));
+    }
+
+    /// Removes [`partition`](Self::partition)'s table from node `name`.
+    pub fn heal(&self, name: &str) {
+        nft(
+            &self.node(name).host.ns,
+            &["delete", "table", "inet", "ferrolb_partition"],
+            None,
+        );
+    }
+
+    /// The client as it asks who answers for an address
+    /// ([`crate::answerers`]).
+    pub fn client_asker(&self) -> crate::answerers::Asker {
+        crate::answerers::Asker {
+            dev: "eth0".into(),
+            mac: CLIENT_MAC.parse().expect("client MAC"),
+            v4: CLIENT_V4.parse().expect("client IPv4"),
+            v6: CLIENT_V6.parse().expect("client IPv6"),
+        }
     }
 }
 
@@ -677,13 +745,41 @@ impl<'n> SpeakerLab<'n> {
         &mut self.speakers[index]
     }
 
+    /// Restarts node `name`'s speaker as an orchestrator would: SIGTERM
+    /// (it drains, then stops), then a new process with the same
+    /// arguments. The old process's log is kept as `speaker-NODE.log.N`
+    /// (N = 1, 2, …) and shown by [`logs`](Self::logs). Returns the old
+    /// process's exit status.
+    pub fn restart_speaker(&mut self, name: &str) -> ExitStatus {
+        let status = self.speaker(name).terminate();
+        let log = self.dir.path().join(format!("speaker-{name}.log"));
+        let kept = (1..1000)
+            .map(|n| self.dir.path().join(format!("speaker-{name}.log.{n}")))
+            .find(|p| !p.exists())
+            .expect("fewer than 1000 restarts");
+        std::fs::rename(&log, &kept).expect("keeping the speaker's log");
+        let ns = &self.net.node(name).host.ns;
+        *self.speaker(name) = Speaker::start(ns, self.dir.path(), name);
+        status
+    }
+
     /// Every speaker's log, and the router's, for failure messages.
     pub fn logs(&self) -> String {
         let mut text: String = self
             .speakers
             .iter()
             .zip(&self.net.nodes)
-            .map(|(s, n)| format!("--- speaker {} ---\n{}", n.spec.name, s.log()))
+            .map(|(s, n)| {
+                let name = n.spec.name;
+                let earlier: String = (1..1000)
+                    .map_while(|i| {
+                        let path = self.dir.path().join(format!("speaker-{name}.log.{i}"));
+                        let text = std::fs::read_to_string(path).ok()?;
+                        Some(format!("--- speaker {name}, run {i} ---\n{text}"))
+                    })
+                    .collect();
+                format!("{earlier}--- speaker {name} ---\n{}", s.log())
+            })
             .collect();
         text += &self.router.log();
         text

@@ -17,9 +17,20 @@
 //! so its kernel never answers ARP for them) and a TCP listener that
 //! greets with the node's name, so the client can tell who answered (the
 //! lab: [`ferrolb_e2e::speaker_lab`]).
-//! Needs root, `ip`, `ping`, `gobgpd`/`gobgp`: without them each test
-//! prints `SKIPPED: …` (fails when `CI` is set).
+//! A partition of the LAN between nodes (nftables in one node's
+//! namespace) shows two owners answering, one per side, until it heals;
+//! the client counts the MACs that answer (raw ARP/NDP,
+//! [`ferrolb_e2e::answerers`]) until one remains.
+//!
+//! Needs root, `ip`, `ping`, `gobgpd`/`gobgp` (and `nft` for the partition):
+//! without them each test prints `SKIPPED: …` (fails when `CI` is set).
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ferrolb_arp::MacAddr;
+use ferrolb_e2e::answerers::answering_macs;
 use ferrolb_e2e::bgp::wait_until;
 use ferrolb_e2e::speaker_lab::{
     self, GOBGP_TOOLS, NODES, Network, Router, SETTLE, SpeakerLab, assigned, greeting, nodes_yaml,
@@ -284,4 +295,124 @@ fn bgp_routes_from_every_node_and_withdrawals() {
         lab.gobgp_paths(&prefix),
         lab.logs()
     );
+}
+
+/// How often the client asks who answers while a partition heals, and how
+/// long it collects answers each time.
+const ASK_WAIT: Duration = Duration::from_millis(60);
+/// Consecutive single answers that count as settled.
+const SETTLED_ASKS: usize = 5;
+
+/// The MACs answering `ip` for the client, or a failure with the logs.
+fn answerers(lab: &SpeakerLab<'_>, ip: &str) -> BTreeSet<MacAddr> {
+    let addr: IpAddr = ip.parse().expect("ip");
+    answering_macs(
+        &lab.net().client.ns,
+        &lab.net().client_asker(),
+        addr,
+        ASK_WAIT,
+    )
+    .unwrap_or_else(|e| panic!("asking who answers {ip}: {e}"))
+}
+
+/// One owner after a partition: the LAN is cut between the owner of the
+/// IPv4 address of `web` and the two other nodes (nftables in its
+/// namespace; the client still reaches all three). Both sides elect: the
+/// isolated node keeps answering, the other side elects its own owner, so
+/// the client sees two MACs answer. Once healed, the client asks (ARP and
+/// NDP, every ~60 ms) until one MAC answers for each IP, that of the
+/// owner the speakers' status names; the times are printed.
+#[test]
+fn one_owner_after_a_partition_heals() {
+    let tools: Vec<(&str, &str)> = speaker_lab::TOOLS
+        .iter()
+        .chain(GOBGP_TOOLS)
+        .chain(&[("nft", "nftables")])
+        .copied()
+        .collect();
+    if !ferrolb_e2e::require(&tools) {
+        return;
+    }
+    let net = Network::new();
+    let lab = lab(&net);
+    let web = assigned(lab.dir(), "web");
+    let v4 = web
+        .iter()
+        .find(|ip| !ip.contains(':'))
+        .expect("IPv4")
+        .clone();
+    for ip in &web {
+        settled_owner(&lab, ip)
+            .unwrap_or_else(|| panic!("no single owner answering for {ip}:\n{}", lab.logs()));
+        let macs = answerers(&lab, ip);
+        assert_eq!(macs.len(), 1, "{ip} before the partition: {macs:?}");
+    }
+    let isolated = lab.l2_owners(&v4)[0];
+    let others: Vec<&str> = NODES
+        .iter()
+        .map(|n| n.name)
+        .filter(|n| *n != isolated)
+        .collect();
+
+    let cut = Instant::now();
+    net.partition(isolated, &others);
+    // Both sides elect: two MACs answer for each IP (the isolated node
+    // owns every IP in its own view; the others elect one among them).
+    for ip in &web {
+        let both = wait_until(SETTLE, || {
+            let macs = answerers(&lab, ip);
+            (macs.len() == 2).then_some(macs)
+        });
+        let both = both.unwrap_or_else(|| {
+            panic!(
+                "{ip}: not two answers during the partition of {isolated} from {others:?}: {:?}\n{}",
+                answerers(&lab, ip),
+                lab.logs()
+            )
+        });
+        let both: Vec<String> = both.iter().map(ToString::to_string).collect();
+        println!(
+            "partition {isolated} | {others:?}: {ip} answered by {} after {} ms",
+            both.join(" and "),
+            cut.elapsed().as_millis()
+        );
+    }
+
+    let healed = Instant::now();
+    net.heal(isolated);
+    for ip in &web {
+        let mut single = 0;
+        let mut last = BTreeSet::new();
+        let mut first_single = None;
+        let settled = wait_until(SETTLE, || {
+            last = answerers(&lab, ip);
+            if last.len() == 1 {
+                first_single.get_or_insert(healed.elapsed());
+                single += 1;
+            } else {
+                first_single = None;
+                single = 0;
+            }
+            (single >= SETTLED_ASKS).then_some(())
+        });
+        assert!(
+            settled.is_some(),
+            "{ip}: answers never settled to one MAC after the heal (last {last:?})\n{}",
+            lab.logs()
+        );
+        let took = first_single.expect("a single answer");
+        let owners = lab.l2_owners(ip);
+        assert_eq!(owners.len(), 1, "{ip}: status owners {owners:?}");
+        let mac: MacAddr = lab.mac_of(owners[0]).parse().expect("MAC");
+        assert_eq!(
+            last,
+            BTreeSet::from([mac]),
+            "{ip}: answers vs status owner {owners:?}"
+        );
+        println!(
+            "healed: {ip} answered by one MAC ({}) {} ms after the heal",
+            owners[0],
+            took.as_millis()
+        );
+    }
 }

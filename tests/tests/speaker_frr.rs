@@ -21,7 +21,10 @@
 //! layer-2 Service with it); a node whose link is cut withdrawn within the
 //! 3 s hold time, and sooner with BFD (both times printed). Without a
 //! router, a gratuitous ARP from the client for an owned IP shows up as a
-//! conflict in the owner's status and log.
+//! conflict in the owner's status and log. A drained node hands over
+//! before it lets go, and a rolling restart of every speaker (SIGTERM,
+//! drain, start again, one node at a time) fails no TCP connect of a
+//! client looping on a layer-2 IP and on a BGP IP routed through FRR.
 //!
 //! Needs root, `ip`, `ping`, `sysctl` and the Debian package `frr` (and
 //! `arping` for the conflict test): without them each test prints
@@ -809,4 +812,117 @@ fn a_drained_node_hands_over_before_it_lets_go() {
             .contains("graceful-shutdown")),
         "{paths:#?}"
     );
+}
+
+/// What a client loop saw: attempts and failures, a connection refused
+/// or unanswered apart from one reset after it was made.
+#[derive(Debug, Default)]
+struct Connects {
+    attempts: u32,
+    failed: Vec<String>,
+    reset: Vec<String>,
+}
+
+/// A rolling restart of every speaker, one node at a time as a DaemonSet
+/// update does (SIGTERM: the speaker drains, stops; a new one starts;
+/// the next node only once the IPs are announced by all again), while
+/// the client loops on TCP connects to the layer-2 IP of `web` and to the
+/// BGP IP of `cluster` (routed through FRR, which forwards over its ECMP
+/// routes). No connection attempt may fail; the counts are printed.
+#[test]
+fn a_rolling_restart_loses_no_connection() {
+    let Some(net) = network(Frr::TOOLS) else {
+        return;
+    };
+    let mut lab = frr_lab(&net, "90s", false);
+    let web = single_v4(&lab, "web");
+    let cluster = single_v4(&lab, "cluster");
+    let prefix = format!("{cluster}/32");
+    wait_hops(&mut lab, &prefix, &["node1", "node2", "node3"]);
+    settled_owner(&lab, &web).unwrap_or_else(|| panic!("no owner of {web}:\n{}", lab.logs()));
+    // The client reaches the BGP pool through FRR, and only through it.
+    let client = &net.client.ns;
+    let router = &net.router.ns;
+    router.sysctl("net.ipv4.ip_forward", "1");
+    router.sysctl("net.ipv4.conf.all.send_redirects", "0");
+    router.sysctl("net.ipv4.conf.eth0.send_redirects", "0");
+    client.sysctl("net.ipv4.conf.all.accept_redirects", "0");
+    client.sysctl("net.ipv4.conf.eth0.accept_redirects", "0");
+    client.ip(&[
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "via",
+        speaker_lab::ROUTER_V4,
+    ]);
+    let reached = wait_until(SETTLE, || greeting(client, &cluster).ok());
+    assert!(
+        reached.is_some(),
+        "the client cannot reach {cluster} through FRR: {:?}\n{}",
+        greeting(client, &cluster),
+        lab.logs()
+    );
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (l2, bgp) = std::thread::scope(|scope| {
+        let looping = scope.spawn(|| {
+            let mut seen = [Connects::default(), Connects::default()];
+            let started = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(240)
+            {
+                for (ip, counts) in [&web, &cluster].into_iter().zip(seen.iter_mut()) {
+                    counts.attempts += 1;
+                    if let Err(e) = greeting(client, ip) {
+                        let line = format!("at {} ms: {e}", started.elapsed().as_millis());
+                        if e.starts_with("connect: ") {
+                            counts.failed.push(line);
+                        } else {
+                            counts.reset.push(line);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        for node in NODES {
+            let began = Instant::now();
+            let status = lab.restart_speaker(node.name);
+            let stopped = began.elapsed();
+            assert!(status.success(), "{}: {status}\n{}", node.name, lab.logs());
+            wait_hops(&mut lab, &prefix, &["node1", "node2", "node3"]);
+            let owner = settled_owner(&lab, &web)
+                .unwrap_or_else(|| panic!("no owner of {web}:\n{}", lab.logs()));
+            println!(
+                "restarted {}: stopped after {} ms (drain), all paths and one owner ({owner}) after {} ms",
+                node.name,
+                stopped.as_millis(),
+                began.elapsed().as_millis()
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let [l2, bgp] = looping.join().expect("client loop");
+        (l2, bgp)
+    });
+    for (what, ip, counts) in [("layer-2", &web, &l2), ("BGP", &cluster, &bgp)] {
+        println!(
+            "rolling restart, client TCP connects to the {what} IP {ip}: {} attempts, {} failed, {} reset after connecting {:?}",
+            counts.attempts,
+            counts.failed.len(),
+            counts.reset.len(),
+            counts.reset
+        );
+    }
+    for (ip, counts) in [(&web, &l2), (&cluster, &bgp)] {
+        assert!(counts.attempts > 100, "{ip}: {counts:?}");
+        assert!(
+            counts.failed.is_empty(),
+            "{ip}: {:?}\n{}",
+            counts.failed,
+            lab.logs()
+        );
+    }
 }
