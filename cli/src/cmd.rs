@@ -1,5 +1,6 @@
-//! The command line: `kubectl-ferrolb explain service|node|peer NAME`
-//! (also run by `ferrolb-controller explain …`).
+//! The command line: `kubectl-ferrolb explain service|node|peer NAME` and
+//! `kubectl-ferrolb plan -f NEW.yaml` (also run by `ferrolb-controller
+//! explain …` and `ferrolb-controller plan …`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::explain::{self, SCHEMA};
+use crate::plan::{self, FailOn, Proposal};
 use crate::render;
 use crate::world::{self, World};
 
@@ -33,6 +35,50 @@ pub enum Command {
     /// but not announced, 3 error), what a node announces, or a BGP peer's
     /// sessions.
     Explain(ExplainArgs),
+    /// What applying manifests would change, without applying them: which
+    /// Services would get, lose or change an IP, which pools would be
+    /// exhausted or freed, which announcements would move. Exit 0 when no IP
+    /// a Service holds would change or be lost, 4 when one would, 5 when the
+    /// proposal has new configuration errors, 3 on error.
+    Plan(PlanArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Manifests to apply over the current state (files or directories;
+    /// each object replaces the one of the same kind, namespace and name,
+    /// or is added, as `kubectl apply` does). Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Remove an object: KIND/NAMESPACE/NAME or KIND/NAME (FerroLB's kinds
+    /// in --namespace, Services in default; Node/NAME). Repeatable.
+    #[arg(long, value_name = "KIND/[NS/]NAME")]
+    pub delete: Vec<String>,
+    /// Also remove every FerroLB configuration object (IPAddressPool,
+    /// L2Advertisement, BGPAdvertisement, BGPPeer, BFDProfile, Community)
+    /// that the files do not hold.
+    #[arg(long, requires = "files")]
+    pub prune: bool,
+    /// When to exit 4: `ip-change` (an IP a Service holds would change or
+    /// be lost), `any-change` (anything would change), `none` (never; nor 5).
+    #[arg(long, value_enum, default_value = "ip-change")]
+    pub fail_on: FailOn,
+    /// Read a standalone directory instead of a cluster.
+    #[arg(long, value_name = "DIR")]
+    pub standalone: Option<PathBuf>,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the
+    /// in-cluster configuration).
+    #[arg(long, value_name = "FILE", conflicts_with = "standalone")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of FerroLB's configuration objects.
+    #[arg(long, value_name = "NS", default_value = ferrolb_config::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// The loadBalancerClass the controller and speakers serve.
+    #[arg(long, value_name = "NAME")]
+    pub lb_class: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +145,7 @@ pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
     match Cli::try_parse_from(args) {
         Ok(cli) => match cli.command {
             Command::Explain(a) => run_explain(&a),
+            Command::Plan(a) => run_plan(&a),
         },
         Err(e) => {
             let code = if e.use_stderr() { EXIT_ERROR } else { 0 };
@@ -109,18 +156,32 @@ pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
 }
 
 fn read_world(args: &ExplainArgs) -> Result<World, String> {
-    if let Some(dir) = &args.standalone {
-        return world::from_directory(dir, args.lb_class.as_deref());
+    read_world_from(
+        args.standalone.as_ref(),
+        args.kubeconfig.as_ref(),
+        &args.namespace,
+        args.lb_class.as_deref(),
+    )
+}
+
+fn read_world_from(
+    standalone: Option<&PathBuf>,
+    kubeconfig: Option<&PathBuf>,
+    namespace: &str,
+    lb_class: Option<&str>,
+) -> Result<World, String> {
+    if let Some(dir) = standalone {
+        return world::from_directory(dir, lb_class);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
-        let client = ferrolb_controller::cluster::client(args.kubeconfig.as_ref())
+        let client = ferrolb_controller::cluster::client(kubeconfig)
             .await
             .map_err(|e| e.to_string())?;
-        world::from_cluster(client, &args.namespace, args.lb_class.as_deref()).await
+        world::from_cluster(client, namespace, lb_class).await
     })
 }
 
@@ -154,18 +215,23 @@ pub fn run_explain(args: &ExplainArgs) -> ExitCode {
             (text, 0)
         }),
     });
+    finish(result, args.output, SCHEMA)
+}
+
+/// Prints the text or the error (as JSON with `-o json`) and exits.
+fn finish(result: Result<(String, u8), String>, output: Output, schema: &'static str) -> ExitCode {
     match result {
         Ok((text, code)) => {
             print!("{text}");
             ExitCode::from(code)
         }
         Err(e) => {
-            match args.output {
+            match output {
                 Output::Text => eprintln!("error: {e}"),
                 Output::Json => print!(
                     "{}",
                     json(&ErrorDoc {
-                        schema: SCHEMA,
+                        schema,
                         kind: "Error",
                         error: &e,
                         exit_code: EXIT_ERROR,
@@ -175,6 +241,32 @@ pub fn run_explain(args: &ExplainArgs) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Runs `plan`: exit 0 (nothing to fail on), 4 (an IP a Service holds
+/// would change or be lost; with `--fail-on any-change`, anything would
+/// change), 5 (the proposal has new configuration errors), 3 (no plan).
+pub fn run_plan(args: &PlanArgs) -> ExitCode {
+    let proposal = Proposal {
+        files: args.files.clone(),
+        delete: args.delete.clone(),
+        prune: args.prune,
+    };
+    let result = read_world_from(
+        args.standalone.as_ref(),
+        args.kubeconfig.as_ref(),
+        &args.namespace,
+        args.lb_class.as_deref(),
+    )
+    .and_then(|world| plan::plan(&world, &proposal, args.fail_on))
+    .map(|p| {
+        let text = match args.output {
+            Output::Text => render::plan(&p),
+            Output::Json => json(&p),
+        };
+        (text, p.exit_code)
+    });
+    finish(result, args.output, plan::SCHEMA)
 }
 
 fn json(v: &impl Serialize) -> String {

@@ -188,7 +188,8 @@ pub struct Attributes {
 }
 
 impl Attributes {
-    fn of(a: &ferrolb_bgp::session::RouteAttributes) -> Attributes {
+    /// The attributes as the speaker sends them.
+    pub fn of(a: &ferrolb_bgp::session::RouteAttributes) -> Attributes {
         Attributes {
             communities: a.communities.iter().map(ToString::to_string).collect(),
             large_communities: a

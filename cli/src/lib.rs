@@ -7,10 +7,12 @@
 //!
 //! - [`world`]: reading the facts (directory or cluster) into a [`world::World`].
 //! - [`explain`]: the verdicts and their reasons (pure; the JSON schema).
-//! - [`render`]: the verdicts as text.
+//! - [`plan`]: `plan -f NEW.yaml`, what a proposal would change (pure; the JSON schema).
+//! - [`render`]: the verdicts and plans as text.
 //! - [`cmd`]: the command line.
 
 pub mod cmd;
 pub mod explain;
+pub mod plan;
 pub mod render;
 pub mod world;

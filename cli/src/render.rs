@@ -311,3 +311,243 @@ pub fn peer(e: &PeerExplanation) -> String {
     }
     out
 }
+
+// ---------------------------------------------------------------- plan
+
+fn ips_text(ips: &[std::net::IpAddr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn usage_text(u: Option<&crate::plan::PoolUsage>) -> String {
+    let Some(u) = u else {
+        return "absent".to_string();
+    };
+    let mut parts = Vec::new();
+    if u.assigned_ipv4 + u.available_ipv4 > 0 {
+        parts.push(format!(
+            "IPv4 {} in use, {} free",
+            u.assigned_ipv4, u.available_ipv4
+        ));
+    }
+    if u.assigned_ipv6 != "0" || u.available_ipv6 != "0" {
+        parts.push(format!(
+            "IPv6 {} in use, {} free",
+            u.assigned_ipv6, u.available_ipv6
+        ));
+    }
+    if parts.is_empty() {
+        "no addresses".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn nodes_text(nodes: &[String]) -> String {
+    if nodes.is_empty() {
+        "nobody".to_string()
+    } else {
+        nodes.join(", ")
+    }
+}
+
+/// A plan, grouped for an administrator: the configuration's problems,
+/// then IP changes, pools, announcements, notes and the result.
+pub fn plan(p: &crate::plan::Plan) -> String {
+    let mut out = String::new();
+    let e = &p.edits;
+    let mut edits = Vec::new();
+    for (what, list) in [
+        ("replaced", &e.replaced),
+        ("added", &e.added),
+        ("deleted", &e.deleted),
+        ("pruned", &e.pruned),
+        ("unchanged", &e.unchanged),
+    ] {
+        if !list.is_empty() {
+            edits.push(format!("{what}: {}", list.join(", ")));
+        }
+    }
+    let _ = writeln!(out, "Plan over the {}", p.source);
+    for line in &edits {
+        let _ = writeln!(out, "  {line}");
+    }
+    for i in &e.ignored {
+        let _ = writeln!(out, "  ignored: {i}");
+    }
+
+    let new: Vec<&crate::plan::PlanProblem> = p.problems.iter().filter(|x| x.new).collect();
+    if !new.is_empty() {
+        let errors = new.iter().filter(|x| x.severity == "error").count();
+        let _ = writeln!(
+            out,
+            "Configuration: the proposal has {} new problem{} ({errors} error{}){}:",
+            new.len(),
+            if new.len() == 1 { "" } else { "s" },
+            if errors == 1 { "" } else { "s" },
+            if errors > 0 {
+                "; the daemons would ignore the invalid objects and act on the rest, as shown below"
+            } else {
+                ""
+            }
+        );
+        for x in &new {
+            let _ = writeln!(out, "  {}", x.text);
+        }
+    }
+    let old = p.problems.len() - new.len();
+    if old > 0 {
+        let _ = writeln!(
+            out,
+            "Configuration: {old} problem{} the current configuration has too",
+            if old == 1 { "" } else { "s" }
+        );
+    }
+
+    let s = &p.services;
+    let _ = writeln!(out, "Services:");
+    let mut any = false;
+    for l in &s.lose {
+        any = true;
+        let _ = writeln!(
+            out,
+            "  {} loses {} (pool {}): {}",
+            l.service,
+            ips_text(&l.ips),
+            l.pool,
+            l.reason
+        );
+    }
+    for c in &s.change {
+        any = true;
+        let _ = writeln!(
+            out,
+            "  {} changes {} (pool {}) to {} (pool {})",
+            c.service,
+            ips_text(&c.before.ips),
+            c.before.pool,
+            ips_text(&c.after.ips),
+            c.after.pool
+        );
+    }
+    for g in &s.get {
+        any = true;
+        let _ = writeln!(
+            out,
+            "  {} gets {} (pool {})",
+            g.service,
+            ips_text(&g.ips),
+            g.pool
+        );
+    }
+    for n in &s.new_pending {
+        any = true;
+        let _ = writeln!(out, "  {} would be pending: {}", n.service, n.reason);
+    }
+    if !any {
+        let _ = writeln!(out, "  no change");
+    }
+    let _ = writeln!(
+        out,
+        "  {} unchanged, {} still pending",
+        s.unchanged, s.still_pending
+    );
+
+    let _ = writeln!(out, "Pools:");
+    if p.pools.is_empty() {
+        let _ = writeln!(out, "  no change");
+    }
+    for c in &p.pools {
+        let mut flags = Vec::new();
+        if c.before.is_none() {
+            flags.push("new pool".to_string());
+        }
+        if c.after.is_none() {
+            flags.push("removed (or invalid)".to_string());
+        }
+        if !c.newly_exhausted.is_empty() {
+            flags.push(format!("exhausted ({})", c.newly_exhausted.join(", ")));
+        }
+        if !c.freed.is_empty() {
+            flags.push(format!("no longer exhausted ({})", c.freed.join(", ")));
+        }
+        let _ = writeln!(
+            out,
+            "  {}: {} -> {}{}",
+            c.pool,
+            usage_text(c.before.as_ref()),
+            usage_text(c.after.as_ref()),
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", flags.join(", "))
+            }
+        );
+    }
+
+    let _ = writeln!(out, "Announcements:");
+    if p.layer2.is_empty() && p.bgp.is_empty() {
+        let _ = writeln!(out, "  no change");
+    }
+    for l in &p.layer2 {
+        let _ = writeln!(
+            out,
+            "  layer 2 {} ({}): {} -> {}",
+            l.ip,
+            l.services.join(", "),
+            nodes_text(&l.from),
+            nodes_text(&l.to)
+        );
+    }
+    // BGP: one line per prefix, peer and kind of change, naming the nodes.
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+    for b in &p.bgp {
+        let head = match b.change {
+            "attributes" => format!(
+                "  BGP {} ({}) to {}: attributes {} -> {}, sent by",
+                b.prefix,
+                b.services.join(", "),
+                b.peer,
+                b.before.as_ref().map(attributes).unwrap_or_default(),
+                b.after.as_ref().map(attributes).unwrap_or_default()
+            ),
+            change => format!(
+                "  BGP {} ({}) to {}: {change} by",
+                b.prefix,
+                b.services.join(", "),
+                b.peer
+            ),
+        };
+        match grouped.iter_mut().find(|(h, _)| *h == head) {
+            Some((_, nodes)) => nodes.push(b.node.clone()),
+            None => grouped.push((head, vec![b.node.clone()])),
+        }
+    }
+    for (head, nodes) in grouped {
+        let _ = writeln!(out, "{head} {}", nodes.join(", "));
+    }
+
+    for n in &p.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    let result = if p.ip_change {
+        "an IP a Service holds would change or be lost"
+    } else if p.any_change {
+        "no IP a Service holds would change or be lost"
+    } else {
+        "no change"
+    };
+    let _ = writeln!(
+        out,
+        "Result: {result}{} (exit {})",
+        if p.new_errors {
+            "; the proposal has configuration errors"
+        } else {
+            ""
+        },
+        p.exit_code
+    );
+    out
+}

@@ -129,6 +129,23 @@ pub struct Observed {
     pub conflicts: Vec<ConflictSeen>,
 }
 
+/// What an applied Service keeps of the one it replaces.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceMeta {
+    pub creation_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    pub uid: Option<String>,
+}
+
+/// Validates a configuration as the daemons reading this origin do: every
+/// problem of [`validate`], without those about Secrets when they cannot be
+/// read (a cluster read with `ferrolb-view`).
+pub fn validate_as_read(config: &Config, secrets_unread: bool) -> Vec<Problem> {
+    validate(config)
+        .into_iter()
+        .filter(|p| !secrets_unread || !p.message.contains("Secret"))
+        .collect()
+}
+
 /// Everything `explain` looks at.
 #[derive(Debug, Default)]
 pub struct World {
@@ -140,6 +157,17 @@ pub struct World {
     pub config: Config,
     /// Every configuration problem found.
     pub problems: Vec<Problem>,
+    /// The configuration as read, invalid objects included (what `plan`
+    /// edits); its Services are in [`World::services`], not here.
+    pub full: Config,
+    /// Problems found reading the files (standalone), before validation.
+    pub load_problems: Vec<Problem>,
+    /// Secrets were not read (cluster): validation problems about them are
+    /// left out.
+    pub secrets_unread: bool,
+    /// Per Service (`namespace/name`): its creationTimestamp and uid, which
+    /// `kubectl apply` keeps when it replaces the Service (cluster only).
+    pub service_meta: BTreeMap<String, ServiceMeta>,
     /// Every Service, as the allocator reads it (with its status IPs).
     pub services: Vec<AllocService>,
     /// The LoadBalancer Services with their assigned IPs, as the speakers read them.
@@ -162,9 +190,11 @@ pub fn from_directory(dir: &Path, lb_class: Option<&str>) -> Result<World, Strin
     let (loaded, mut services) =
         ferrolb_controller::standalone::Services::load(dir).map_err(|e| e.to_string())?;
     services.overlay_previous(dir);
-    let mut problems = loaded.problems;
+    let load_problems = loaded.problems;
+    let mut problems = load_problems.clone();
     problems.extend(validate(&loaded.config));
     let config = valid_subset(&loaded.config, &problems);
+    let full = loaded.config;
     let services_file = dir.join("status").join("services.yaml");
     let mut notes = Vec::new();
     if !services_file.exists() {
@@ -181,6 +211,10 @@ pub fn from_directory(dir: &Path, lb_class: Option<&str>) -> Result<World, Strin
         lb_class: lb_class.map(str::to_string),
         config,
         problems,
+        full,
+        load_problems,
+        secrets_unread: false,
+        service_meta: BTreeMap::new(),
         services: services
             .entries()
             .iter()
@@ -436,10 +470,8 @@ pub async fn from_cluster(
     };
     // Secrets are not read (ferrolb-view cannot): a reference to one is
     // not a problem here.
-    let problems: Vec<Problem> = validate(&config)
-        .into_iter()
-        .filter(|p| !p.message.contains("Secret"))
-        .collect();
+    let problems: Vec<Problem> = validate_as_read(&config, true);
+    let full = config.clone();
     config = valid_subset(&config, &problems);
 
     let mut observed = Observed::default();
@@ -536,6 +568,25 @@ pub async fn from_cluster(
         }),
         lb_class: lb_class.map(str::to_string),
         problems,
+        full,
+        load_problems: Vec::new(),
+        secrets_unread: true,
+        service_meta: objects
+            .iter()
+            .map(|s| {
+                (
+                    format!(
+                        "{}/{}",
+                        s.metadata.namespace.as_deref().unwrap_or("default"),
+                        s.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                    ServiceMeta {
+                        creation_timestamp: s.metadata.creation_timestamp.clone(),
+                        uid: s.metadata.uid.clone(),
+                    },
+                )
+            })
+            .collect(),
         services: objects.iter().map(AllocService::from).collect(),
         speaker_services: objects
             .iter()

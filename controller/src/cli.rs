@@ -135,7 +135,7 @@ pub fn migrate(file: &Path) -> ExitCode {
     }
 }
 
-/// The kubectl plugin that `ferrolb-controller explain` runs.
+/// The kubectl plugin that `ferrolb-controller explain` and `plan` run.
 pub const PLUGIN: &str = "kubectl-ferrolb";
 
 /// Where the plugin is: beside this binary (as `cargo build` and an install
@@ -157,14 +157,26 @@ pub fn plugin_path() -> Option<PathBuf> {
 /// binary does not hold), passing its output and exit code through; exit 3
 /// when the plugin is not installed.
 pub fn explain(args: &[std::ffi::OsString]) -> ExitCode {
+    run_plugin("explain", args)
+}
+
+/// `ferrolb-controller plan ARGS`: runs `kubectl-ferrolb plan ARGS`, as
+/// [`explain`] does.
+pub fn plan(args: &[std::ffi::OsString]) -> ExitCode {
+    run_plugin("plan", args)
+}
+
+/// Runs `kubectl-ferrolb SUBCOMMAND ARGS`, passing its output and exit code
+/// through; exit 3 when the plugin is not installed or cannot run.
+fn run_plugin(subcommand: &str, args: &[std::ffi::OsString]) -> ExitCode {
     let Some(plugin) = plugin_path() else {
         eprintln!(
-            "error: explain runs {PLUGIN}, which is neither beside this binary nor on the PATH; it is built with it (cargo build --release builds target/release/{PLUGIN})"
+            "error: {subcommand} runs {PLUGIN}, which is neither beside this binary nor on the PATH; it is built with it (cargo build --release builds target/release/{PLUGIN})"
         );
         return ExitCode::from(3);
     };
     match std::process::Command::new(&plugin)
-        .arg("explain")
+        .arg(subcommand)
         .args(args)
         .status()
     {

@@ -80,6 +80,17 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// What applying manifests would change, without applying them (exit 0
+    /// no IP a Service holds changes, 4 one would change or be lost, 5 new
+    /// configuration errors, 3 error). Runs `kubectl-ferrolb plan ARGS`: see
+    /// `kubectl-ferrolb plan --help`.
+    #[command(disable_help_flag = true)]
+    Plan {
+        /// `-f NEW.yaml` (repeatable), --delete KIND/[NS/]NAME, --prune,
+        /// --standalone DIR (or --kubeconfig F), -o json, --fail-on.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn init_logging() {
@@ -176,6 +187,7 @@ fn main() -> ExitCode {
         Some(Command::Validate { paths, json }) => ferrolb_controller::cli::validate(&paths, json),
         Some(Command::Migrate { file }) => ferrolb_controller::cli::migrate(&file),
         Some(Command::Explain { args }) => ferrolb_controller::cli::explain(&args),
+        Some(Command::Plan { args }) => ferrolb_controller::cli::plan(&args),
         None => {
             init_logging();
             let Some(dir) = cli.run.standalone else {
