@@ -79,6 +79,8 @@ mod state;
 mod verdicts;
 
 #[cfg(test)]
+mod histories;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
