@@ -1086,3 +1086,148 @@ pub fn plan(world: &World, proposal: &Proposal, fail_on: FailOn) -> Result<Plan,
         exit_code,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan, namespace: ferrolb-system}\nspec: {addresses: [198.51.100.10-198.51.100.12]}\n---\napiVersion: ferrolb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: lan, namespace: ferrolb-system}\nspec: {ipAddressPools: [lan]}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: node1}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: node2}\n";
+
+    fn service(name: &str, annotations: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default, annotations: {{{annotations}}}}}\nspec: {{type: LoadBalancer, ports: [{{port: 80}}]}}\n"
+        )
+    }
+
+    /// A directory with `CONFIG` and these Services, after one round of
+    /// the real standalone controller (its `status/services.yaml`).
+    fn world(services: &[String]) -> (tempfile::TempDir, World) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.yaml"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("services.yaml"), services.join("---\n")).unwrap();
+        ferrolb_controller::standalone::Standalone::new(dir.path(), None)
+            .run_once()
+            .unwrap();
+        let w = crate::world::from_directory(dir.path(), None).unwrap();
+        (dir, w)
+    }
+
+    fn proposal(dir: &std::path::Path, text: &str) -> Proposal {
+        let f = dir.join("proposal.yml.txt");
+        std::fs::write(&f, text).unwrap();
+        Proposal {
+            files: vec![f],
+            ..Proposal::default()
+        }
+    }
+
+    #[test]
+    fn object_names_default_their_namespace_by_kind() {
+        let r = parse_object_name("ipaddresspool/lan", "lb").unwrap();
+        assert_eq!(r, ObjectRef::new("IPAddressPool", Some("lb"), "lan"));
+        let r = parse_object_name("Service/web", "lb").unwrap();
+        assert_eq!(r, ObjectRef::new("Service", Some("default"), "web"));
+        let r = parse_object_name("Service/shop/web", "lb").unwrap();
+        assert_eq!(r, ObjectRef::new("Service", Some("shop"), "web"));
+        let r = parse_object_name("Node/node1", "lb").unwrap();
+        assert_eq!(r, ObjectRef::new("Node", None, "node1"));
+        for bad in ["Node/a/b", "Widget/x", "Service/", "IPAddressPool"] {
+            assert!(parse_object_name(bad, "lb").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn services_edited_added_and_deleted() {
+        let (dir, w) = world(&[
+            service("a", ""),
+            service("b", ""),
+            service("c", "ferrolb.io/loadBalancerIPs: \"198.51.100.12\""),
+        ]);
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        // a asks for another IP, d is new, c is deleted.
+        let mut p = proposal(
+            dir.path(),
+            &[
+                service("a", "ferrolb.io/loadBalancerIPs: \"198.51.100.12\""),
+                service("d", ""),
+            ]
+            .join("---\n"),
+        );
+        p.delete = vec!["Service/c".into()];
+        let plan = plan(&w, &p, FailOn::IpChange).unwrap();
+        assert_eq!(plan.edits.replaced, ["Service default/a"]);
+        assert_eq!(plan.edits.added, ["Service default/d"]);
+        assert_eq!(plan.edits.deleted, ["Service default/c"]);
+        let s = &plan.services;
+        assert_eq!(s.change.len(), 1, "{s:#?}");
+        assert_eq!(s.change[0].service, "default/a");
+        assert_eq!(s.change[0].after.ips, [ip("198.51.100.12")]);
+        assert_eq!(s.lose.len(), 1);
+        assert_eq!(
+            (s.lose[0].service.as_str(), s.lose[0].reason.as_str()),
+            ("default/c", "deleted")
+        );
+        // d gets the IP a gave up.
+        assert_eq!(s.get.len(), 1);
+        assert_eq!(s.get[0].service, "default/d");
+        assert_eq!(s.get[0].ips, s.change[0].before.ips);
+        assert_eq!(s.unchanged, 1);
+        assert!(plan.ip_change);
+        assert_eq!(plan.exit_code, EXIT_CHANGE);
+        // The same three IPs are announced, each by the node elected for it
+        // (the election is per IP): no layer-2 owner moves.
+        assert!(plan.layer2.is_empty(), "{:?}", plan.layer2);
+        assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+        // --fail-on none: 0.
+        assert_eq!(super::plan(&w, &p, FailOn::None).unwrap().exit_code, 0);
+    }
+
+    #[test]
+    fn pruning_and_exhaustion() {
+        let (dir, w) = world(&[service("a", ""), service("b", "")]);
+        // Only the pool, one address wider: the advertisement is pruned.
+        let p = Proposal {
+            prune: true,
+            ..proposal(
+                dir.path(),
+                "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan, namespace: ferrolb-system}\nspec: {addresses: [198.51.100.10-198.51.100.11]}\n",
+            )
+        };
+        let plan = plan(&w, &p, FailOn::AnyChange).unwrap();
+        assert_eq!(plan.edits.pruned, ["L2Advertisement ferrolb-system/lan"]);
+        assert_eq!(plan.services.unchanged, 2, "{:#?}", plan.services);
+        assert!(!plan.ip_change);
+        assert_eq!(plan.pools.len(), 1);
+        assert_eq!(plan.pools[0].newly_exhausted, ["IPv4"]);
+        // Nothing is announced any more.
+        assert_eq!(plan.layer2.len(), 2);
+        assert!(
+            plan.layer2
+                .iter()
+                .all(|c| c.to.is_empty() && c.from.len() == 1)
+        );
+        assert_eq!(plan.exit_code, EXIT_CHANGE, "any-change");
+    }
+
+    #[test]
+    fn a_cluster_ignores_objects_outside_its_namespace_and_deletes_must_exist() {
+        let (dir, mut w) = world(&[service("a", "")]);
+        w.origin = Some(Origin::Cluster {
+            namespace: "ferrolb-system".into(),
+        });
+        let p = proposal(
+            dir.path(),
+            "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: other, namespace: elsewhere}\nspec: {addresses: [203.0.113.0/24]}\n",
+        );
+        let plan = plan(&w, &p, FailOn::IpChange).unwrap();
+        assert!(plan.edits.added.is_empty());
+        assert_eq!(plan.edits.ignored.len(), 1, "{:?}", plan.edits);
+        assert!(!plan.any_change);
+        let p = Proposal {
+            delete: vec!["BGPPeer/none".into()],
+            ..Proposal::default()
+        };
+        let e = super::plan(&w, &p, FailOn::IpChange).unwrap_err();
+        assert!(e.contains("there is no BGPPeer ferrolb-system/none"), "{e}");
+    }
+}
