@@ -10,6 +10,8 @@
 //!   layer 2 exactly as the speaker will and reports what happens.
 //! - [`bgp_probe`]: the `bgp-probe` subcommand, which opens one BGP
 //!   session, announces prefixes and reports what happens.
+//! - [`simulation`]: the real membership cores, election and decision on a
+//!   simulated network and clock, for failover at 1,000 speakers.
 
 pub mod bgp_probe;
 pub mod daemon;
@@ -18,6 +20,7 @@ pub mod election;
 pub mod l2_probe;
 pub mod membership;
 pub mod peer;
+pub mod simulation;
 
 use std::future::Future;
 use std::process::ExitCode;

@@ -91,7 +91,14 @@ fn config(timing: Timing) -> Config {
     c.probe_period = timing.probe_period;
     c.probe_rtt = timing.probe_rtt;
     c.suspect_to_down_after = timing.suspect_to_down_after;
-    c.max_transmissions = NonZeroU8::new(8).expect("non-zero");
+    // Each update is piggybacked this many times by every member that
+    // learns it; a member misses it with a chance of about e^-n, and then
+    // keeps a dead member until it probes it itself (up to N probe
+    // periods). With 8, half of 12 simulated partitions of 100 members
+    // left members holding the other side past the bound (speaker::simulation,
+    // seeds in speaker/tests/membership_sim.rs); 20 is foca's 4·log10(N+1) for
+    // 100,000 members.
+    c.max_transmissions = NonZeroU8::new(20).expect("non-zero");
     c.remove_down_after = Some(Duration::from_secs(300));
     c.max_packet_size = NonZeroUsize::new(MAX_DATAGRAM - 1 - MAC_LEN).expect("non-zero");
     c.notify_down_members = true;
