@@ -176,10 +176,17 @@ pub struct Speaker {
 impl Speaker {
     /// Starts `ferrolb-speaker --standalone DIR --node NODE` in `ns`.
     pub fn start(ns: &Netns, dir: &Path, node: &str) -> Speaker {
+        Speaker::start_with(ns, dir, node, &[])
+    }
+
+    /// [`start`](Self::start) with `extra` arguments after the others.
+    pub fn start_with(ns: &Netns, dir: &Path, node: &str, extra: &[String]) -> Speaker {
+        let mut args = vec!["--standalone", dir.to_str().expect("utf-8"), "--node", node];
+        args.extend(extra.iter().map(String::as_str));
         Speaker::spawn(
             ns,
             &speaker_binary(),
-            &["--standalone", dir.to_str().expect("utf-8"), "--node", node],
+            &args,
             dir.join(format!("speaker-{node}.log")),
         )
     }
@@ -483,6 +490,11 @@ impl Network {
         self.node(name).host.ns.ip(&["link", "set", "eth0", "down"]);
     }
 
+    /// Brings a cut link back: `ip link set eth0 up` (the addresses stay).
+    pub fn restore_link(&self, name: &str) {
+        self.node(name).host.ns.ip(&["link", "set", "eth0", "up"]);
+    }
+
     /// Partitions the LAN between node `name` and the `others`: an
     /// nftables table in `name`'s namespace drops every packet from and
     /// to their addresses (both families); the client and the router
@@ -667,6 +679,8 @@ pub struct SpeakerLab<'n> {
     _greeters: Vec<Greeter>,
     dir: tempfile::TempDir,
     net: &'n Network,
+    /// Extra arguments of every speaker (kept for restarts).
+    speaker_args: Vec<String>,
 }
 
 impl<'n> SpeakerLab<'n> {
@@ -676,6 +690,19 @@ impl<'n> SpeakerLab<'n> {
     /// has one; runs the controller once; puts every assigned IP on each
     /// node's `lo` with a greeter; starts `router` and a speaker per node.
     pub fn start(net: &'n Network, files: &[(&str, &str)], router: Router) -> SpeakerLab<'n> {
+        SpeakerLab::start_with_args(net, files, router, &[])
+    }
+
+    /// [`start`](Self::start), every speaker (also after
+    /// [`restart_speaker`](Self::restart_speaker)) with `speaker_args`
+    /// added, e.g. `--membership-profile fast`.
+    pub fn start_with_args(
+        net: &'n Network,
+        files: &[(&str, &str)],
+        router: Router,
+        speaker_args: &[&str],
+    ) -> SpeakerLab<'n> {
+        let speaker_args: Vec<String> = speaker_args.iter().map(|a| (*a).to_owned()).collect();
         let dir = tempfile::tempdir().expect("temp dir");
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("writing a lab file");
@@ -707,7 +734,7 @@ impl<'n> SpeakerLab<'n> {
         let speakers = net
             .nodes
             .iter()
-            .map(|n| Speaker::start(&n.host.ns, dir.path(), n.spec.name))
+            .map(|n| Speaker::start_with(&n.host.ns, dir.path(), n.spec.name, &speaker_args))
             .collect();
         SpeakerLab {
             speakers,
@@ -715,6 +742,7 @@ impl<'n> SpeakerLab<'n> {
             _greeters: greeters,
             dir,
             net,
+            speaker_args,
         }
     }
 
@@ -759,8 +787,20 @@ impl<'n> SpeakerLab<'n> {
             .expect("fewer than 1000 restarts");
         std::fs::rename(&log, &kept).expect("keeping the speaker's log");
         let ns = &self.net.node(name).host.ns;
-        *self.speaker(name) = Speaker::start(ns, self.dir.path(), name);
+        let started = Speaker::start_with(ns, self.dir.path(), name, &self.speaker_args);
+        *self.speaker(name) = started;
         status
+    }
+
+    /// The log of node `name`'s running speaker.
+    pub fn speaker_log(&self, name: &str) -> String {
+        let index = self
+            .net
+            .nodes
+            .iter()
+            .position(|n| n.spec.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"));
+        self.speakers[index].log()
     }
 
     /// Every speaker's log, and the router's, for failure messages.
