@@ -65,8 +65,8 @@ pub struct Args {
     pub memberlist_secret: String,
     /// Failure detection of the membership: `default` (probe every 200 ms,
     /// 80 ms round trip, 300 ms suspicion: a dead node's layer-2 IPs move
-    /// within about 0.6 s) or `fast` (100/40/150 ms: about 0.3 s, twice
-    /// the membership traffic; for LANs with round trips well under 40 ms).
+    /// within about 0.6 s) or `fast` (80/30/120 ms: about 0.3 s, 2.5 times
+    /// the membership traffic; for LANs with round trips well under 30 ms).
     /// Every speaker of a cluster should use the same profile.
     #[arg(long, default_value = "default", value_name = "PROFILE", value_parser = ["default", "fast"])]
     pub membership_profile: String,
