@@ -16,8 +16,9 @@
 //!   and tokio) is re-enacted: on start a speaker asks every other Node's
 //!   speaker to let it in (`set_peers` with all Nodes), asks again every
 //!   [`REANNOUNCE`] those that are not live members, and counts as
-//!   *joined* once every other Node is a live member or [`JOIN_WAIT`] has
-//!   passed; until then it announces nothing (the daemon gives `decide` an
+//!   *joined* when the daemon's own rule ([`Join`]) says so: every other
+//!   Node is a live member, two probe periods passed since it first heard
+//!   one, or [`JOIN_WAIT`] passed; until then it announces nothing (the daemon gives `decide` an
 //!   empty member set). A restart is a new [`Core`] with a higher
 //!   [`Member::bump`], as a new process gets.
 //! - **Events**: a speaker killed (no leave message: it stops sending,
@@ -70,7 +71,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::desired::{self, Inputs, LbService, ServiceKey};
 use crate::election::{self, Candidate};
-use crate::membership::io::JOIN_WAIT;
+use crate::membership::join::{JOIN_WAIT, Join};
 use crate::membership::{Core, Member, Timing};
 
 /// The membership key of the simulated speakers.
@@ -493,7 +494,11 @@ struct Node {
     addr: SocketAddr,
     core: Option<Core>,
     generation: u64,
+    /// The daemon's join rule ([`Join`]) and its outcome.
+    join: Join,
     joined: bool,
+    /// The join deadline an `Ev::JoinWait` is queued for.
+    join_at: Option<Duration>,
     view: Bits,
     seen_changes: u64,
     poll_at: Option<Duration>,
@@ -655,7 +660,9 @@ impl<'s> Sim<'s> {
                 addr: node_addr(i),
                 core: None,
                 generation: 0,
+                join: Join::new(Duration::ZERO, sc.timing),
                 joined: false,
+                join_at: None,
                 view: Bits::new(n),
                 seen_changes: 0,
                 poll_at: None,
@@ -770,7 +777,9 @@ impl<'s> Sim<'s> {
         let node = &mut self.nodes[i];
         node.core = Some(core);
         node.generation = generation;
+        node.join = Join::new(now, self.sc.timing);
         node.joined = false;
+        node.join_at = Some(now + JOIN_WAIT);
         node.seen_changes = 0;
         node.poll_at = None;
         node.view.clear();
@@ -950,12 +959,33 @@ impl<'s> Sim<'s> {
         let node = &mut self.nodes[i];
         node.seen_changes = changes;
         node.mismatch = mismatch;
-        // The daemon's "joined": every other Node is a live member.
-        if all_live {
-            node.joined = true;
-        }
+        // The daemon's join rule, on this view.
+        let others_live = node.view.count() > 1;
+        node.joined = node.join.update(self.now, others_live, all_live);
+        self.schedule_join(i);
         self.update_settled(i, was_unsettled);
         self.dirty = true;
+    }
+
+    /// Queues an `Ev::JoinWait` for the join's deadline when it is earlier
+    /// than the one queued (the first member heard brings it forward).
+    fn schedule_join(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let Some(at) = node.join.deadline() else {
+            return;
+        };
+        if node.join_at.is_some_and(|queued| queued <= at) {
+            return;
+        }
+        node.join_at = Some(at);
+        let generation = node.generation;
+        self.push(
+            at.max(self.now),
+            Ev::JoinWait {
+                node: i,
+                generation,
+            },
+        );
     }
 
     fn update_settled(&mut self, i: usize, was: bool) {
@@ -1016,7 +1046,13 @@ impl<'s> Sim<'s> {
                     return;
                 }
                 let was = self.is_unsettled(node);
-                self.nodes[node].joined = true;
+                let now = self.now;
+                let n = &mut self.nodes[node];
+                n.join_at = None;
+                let others_live = n.view.count() > 1;
+                let all_live = n.view.count() == self.sc.nodes;
+                n.joined = n.join.update(now, others_live, all_live);
+                self.schedule_join(node);
                 self.update_settled(node, was);
                 self.dirty = true;
             }

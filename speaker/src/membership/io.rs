@@ -11,10 +11,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::core::{Core, MAX_DATAGRAM, Member, Timing};
+use super::join::Join;
 
-/// How long a new speaker waits to hear from the others before it trusts
-/// its own view (when none answers, it is alone).
-pub const JOIN_WAIT: Duration = Duration::from_secs(2);
+pub use super::join::JOIN_WAIT;
 /// How often speakers that are not (yet) members are asked again.
 const REANNOUNCE: Duration = Duration::from_secs(1);
 
@@ -23,9 +22,7 @@ const REANNOUNCE: Duration = Duration::from_secs(1);
 pub struct View {
     /// Nodes of the live members, this one included.
     pub live: BTreeSet<String>,
-    /// Whether the speaker has joined: every other node it was told of is
-    /// a live member, or it waited [`JOIN_WAIT`] (nodes that do not
-    /// answer are then taken as down).
+    /// Whether the speaker has joined ([`Join`]): it trusts its view.
     pub joined: bool,
     /// Datagrams refused (bad key, malformed).
     pub refused: u64,
@@ -73,7 +70,7 @@ impl Membership {
             ..View::default()
         });
         let (commands, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(socket, core, rx, view_tx));
+        let task = tokio::spawn(run(socket, core, timing, rx, view_tx));
         tracing::info!("membership: listening on UDP {addr}");
         Ok(Membership {
             view,
@@ -107,6 +104,7 @@ impl Membership {
 async fn run(
     socket: UdpSocket,
     mut core: Core,
+    timing: Timing,
     mut commands: mpsc::UnboundedReceiver<Command>,
     view: watch::Sender<View>,
 ) {
@@ -117,12 +115,14 @@ async fn run(
     let mut reannounce = tokio::time::interval(REANNOUNCE);
     reannounce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_refusal_log: Option<Instant> = None;
-    // Once joined, always joined (later departures are failures, not a join).
-    let mut joined = false;
+    let mut join = Join::new(Duration::ZERO, timing);
     loop {
         let now = origin.elapsed();
         let sleep = core
             .next_deadline()
+            .into_iter()
+            .chain(join.deadline())
+            .min()
             .map(|at| at.saturating_sub(now))
             .unwrap_or(Duration::from_secs(1));
         tokio::select! {
@@ -167,17 +167,18 @@ async fn run(
             },
         }
         flush(&socket, &mut core).await;
+        let live = core.live();
+        let joined = join.update(
+            origin.elapsed(),
+            live.len() > 1,
+            !peers.is_empty() && peers.keys().all(|p| live.contains(p)),
+        );
         let next = View {
-            live: core.live().clone(),
-            joined: joined || {
-                let live = core.live();
-                let all = !peers.is_empty() && peers.keys().all(|p| live.contains(p));
-                all || origin.elapsed() >= JOIN_WAIT
-            },
+            live: live.clone(),
+            joined,
             refused,
             changes: core.changes,
         };
-        joined = next.joined;
         view.send_if_modified(|v| {
             if v.live != next.live || v.joined != next.joined || v.changes != next.changes {
                 *v = next;
