@@ -108,6 +108,14 @@ impl Daemon {
         }
     }
 
+    /// SIGKILL and reap it now (nothing when it has stopped already).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Whether it still runs.
     pub fn running(&mut self) -> bool {
         self.child
@@ -198,6 +206,39 @@ impl GoBgp {
         api_port: u16,
         neighbors: &[GoBgpNeighbor],
     ) -> GoBgp {
+        GoBgp::start_configured(ns, asn, local, api_port, neighbors, None)
+    }
+
+    /// [`start`](Self::start) with graceful restart (RFC 4724) on every
+    /// neighbour and both families (`[neighbors.graceful-restart]` with
+    /// `restart-time`, `[neighbors.afi-safis.mp-graceful-restart]`): GoBGP
+    /// advertises the capability, and after
+    /// [`restart`](Self::restart)`(ns, true)` (gobgpd `-r`) sets the
+    /// Restart State bit and waits for the peers' End-of-RIB.
+    pub fn start_graceful(
+        ns: &Netns,
+        asn: u32,
+        neighbors: &[GoBgpNeighbor],
+        restart_time: u16,
+    ) -> GoBgp {
+        GoBgp::start_configured(
+            ns,
+            asn,
+            &[ROUTER_V4, ROUTER_V6],
+            50051,
+            neighbors,
+            Some(restart_time),
+        )
+    }
+
+    fn start_configured(
+        ns: &Netns,
+        asn: u32,
+        local: &[&str],
+        api_port: u16,
+        neighbors: &[GoBgpNeighbor],
+        graceful_restart: Option<u16>,
+    ) -> GoBgp {
         let dir = tempfile::tempdir().expect("temp dir");
         let list: Vec<String> = local.iter().map(|a| format!("\"{a}\"")).collect();
         let mut config = format!(
@@ -212,45 +253,96 @@ impl GoBgp {
                  peer-as = {}\n",
                 n.address, n.asn
             );
+            if let Some(restart_time) = graceful_restart {
+                config += &format!(
+                    "  [neighbors.graceful-restart.config]\n    enabled = true\n    \
+                     restart-time = {restart_time}\n"
+                );
+            }
             for family in ["ipv4-unicast", "ipv6-unicast"] {
                 config += &format!(
                     "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      \
                      afi-safi-name = \"{family}\"\n"
                 );
+                if graceful_restart.is_some() {
+                    config += "    [neighbors.afi-safis.mp-graceful-restart.config]\n      \
+                               enabled = true\n";
+                }
             }
         }
         let path = dir.path().join("gobgpd.toml");
         std::fs::write(&path, config).expect("writing gobgpd.toml");
-        let daemon = Daemon::spawn(
-            ns,
-            "gobgpd",
-            &[
-                "-f",
-                path.to_str().expect("utf-8 path"),
-                "-t",
-                "toml",
-                "-p",
-                "--api-hosts",
-                &format!("127.0.0.1:{api_port}"),
-                "--pprof-disable",
-            ],
-            &dir.path().join("gobgpd.log"),
-        );
+        let daemon = GoBgp::spawn_daemon(ns, dir.path(), api_port, false);
         let mut gobgp = GoBgp {
             daemon,
             dir,
             api_port,
         };
-        let up = wait_until(Duration::from_secs(10), || {
-            gobgp.try_json(ns, &["neighbor"]).map(|_| ())
-        });
-        assert!(up.is_some(), "gobgpd API not up:\n{}", gobgp.log());
+        gobgp.wait_api(ns);
         gobgp
+    }
+
+    /// gobgpd on `dir/gobgpd.toml`, output to `dir/gobgpd.log`; with
+    /// `-r` (the Restart State bit of graceful restart) when `restarting`.
+    fn spawn_daemon(ns: &Netns, dir: &Path, api_port: u16, restarting: bool) -> Daemon {
+        let path = dir.join("gobgpd.toml");
+        let api = format!("127.0.0.1:{api_port}");
+        let mut args = vec![
+            "-f",
+            path.to_str().expect("utf-8 path"),
+            "-t",
+            "toml",
+            "-p",
+            "--api-hosts",
+            &api,
+            "--pprof-disable",
+        ];
+        if restarting {
+            args.push("-r");
+        }
+        Daemon::spawn(ns, "gobgpd", &args, &dir.join("gobgpd.log"))
+    }
+
+    fn wait_api(&mut self, ns: &Netns) {
+        let up = wait_until(Duration::from_secs(10), || {
+            self.try_json(ns, &["neighbor"]).map(|_| ())
+        });
+        assert!(up.is_some(), "gobgpd API not up:\n{}", self.log());
+    }
+
+    /// Restarts gobgpd as after a crash: SIGKILL (no NOTIFICATION; the
+    /// kernel closes its connections), then the same configuration again,
+    /// with `-r` when `restarting` (graceful restart: the Restart State
+    /// bit, and GoBGP defers its best paths until the peers' End-of-RIB).
+    /// Waits until its API answers (bounded: 10 s). The old log is kept
+    /// as `gobgpd.log.N` and shown by [`log`](Self::log).
+    pub fn restart(&mut self, ns: &Netns, restarting: bool) {
+        self.daemon.kill();
+        let log = self.dir.path().join("gobgpd.log");
+        let kept = (1..1000)
+            .map(|n| self.dir.path().join(format!("gobgpd.log.{n}")))
+            .find(|p| !p.exists())
+            .expect("fewer than 1000 restarts");
+        std::fs::rename(&log, &kept).expect("keeping gobgpd's log");
+        self.daemon = GoBgp::spawn_daemon(ns, self.dir.path(), self.api_port, restarting);
+        self.wait_api(ns);
     }
 
     /// gobgpd's log.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("gobgpd.log")).unwrap_or_default()
+        let earlier: String = (1..1000)
+            .map_while(|n| {
+                let path = self.dir.path().join(format!("gobgpd.log.{n}"));
+                let text = std::fs::read_to_string(path).ok()?;
+                Some(format!("--- gobgpd, run {n} ---\n{text}"))
+            })
+            .collect();
+        let now = std::fs::read_to_string(self.dir.path().join("gobgpd.log")).unwrap_or_default();
+        if earlier.is_empty() {
+            now
+        } else {
+            format!("{earlier}--- gobgpd, running ---\n{now}")
+        }
     }
 
     fn try_json(&mut self, ns: &Netns, args: &[&str]) -> Option<Value> {

@@ -251,12 +251,28 @@ impl<'a> Frr<'a> {
     /// Starts zebra, then bgpd and bfdd (both talking to that zebra), and
     /// waits until bgpd answers `show bgp summary json`.
     pub fn start(ns: &'a Netns, config: &FrrConfig) -> Frr<'a> {
+        Frr::start_with_bgpd_conf(ns, config, &config.bgpd_conf())
+    }
+
+    /// [`start`](Self::start) with `global` lines added to `router bgp`
+    /// (after `bgp router-id`), e.g. `bgp graceful-restart`.
+    pub fn start_with_global(ns: &'a Netns, config: &FrrConfig, global: &[&str]) -> Frr<'a> {
+        let router_id = format!(" bgp router-id {}\n", config.router_id);
+        let mut lines = router_id.clone();
+        for line in global {
+            lines += &format!(" {line}\n");
+        }
+        let conf = config.bgpd_conf().replacen(&router_id, &lines, 1);
+        Frr::start_with_bgpd_conf(ns, config, &conf)
+    }
+
+    fn start_with_bgpd_conf(ns: &'a Netns, config: &FrrConfig, bgpd_conf: &str) -> Frr<'a> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (uid, gid) = frr_user();
         std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown FRR temp dir");
         let p = |name: &str| dir.path().join(name);
         write_file(&p("zebra.conf"), "");
-        write_file(&p("bgpd.conf"), &config.bgpd_conf());
+        write_file(&p("bgpd.conf"), bgpd_conf);
         write_file(&p("bfdd.conf"), &config.bfdd_conf());
         let mut frr = Frr {
             daemons: Vec::new(),
@@ -285,6 +301,52 @@ impl<'a> Frr<'a> {
     }
 
     fn spawn(&mut self, daemon: &'static str) {
+        let handle = self.launch(daemon, &[]);
+        self.daemons.push((daemon, handle));
+    }
+
+    /// Restarts one daemon (`zebra`, `bgpd` or `bfdd`) as after a crash:
+    /// SIGKILL (no NOTIFICATION; the kernel closes its connections), then
+    /// the same configuration file again with `extra` arguments (e.g.
+    /// `-K`: bgpd starts in graceful-restart mode, with the Restart State
+    /// bit, deferring its best paths until its peers' End-of-RIB). Waits
+    /// until bgpd answers again (bounded). Its `.out` file is kept as
+    /// `DAEMON.out.N`; the log file is appended to.
+    pub fn restart_daemon(&mut self, daemon: &'static str, extra: &[&str]) {
+        let index = self
+            .daemons
+            .iter()
+            .position(|(name, _)| *name == daemon)
+            .unwrap_or_else(|| panic!("FRR runs no {daemon}"));
+        let pid = read_or_empty(&self.dir.path().join(format!("{daemon}.pid")))
+            .trim()
+            .parse::<libc::pid_t>()
+            .ok();
+        self.daemons[index].1.kill();
+        if let Some(pid) = pid {
+            let _ = std::fs::remove_dir_all(format!("/var/tmp/frr/{daemon}.{pid}"));
+        }
+        let out = self.dir.path().join(format!("{daemon}.out"));
+        let kept = (1..1000)
+            .map(|n| self.dir.path().join(format!("{daemon}.out.{n}")))
+            .find(|p| !p.exists())
+            .expect("fewer than 1000 restarts");
+        let _ = std::fs::rename(&out, kept);
+        let handle = self.launch(daemon, extra);
+        self.daemons[index].1 = handle;
+        let up = wait_until(START_TIMEOUT, || {
+            self.check_running();
+            self.try_json("show bgp summary json")
+                .filter(Value::is_object)
+        });
+        assert!(
+            up.is_some(),
+            "bgpd not answering after restarting {daemon}:\n{}",
+            self.log()
+        );
+    }
+
+    fn launch(&self, daemon: &'static str, extra: &[&str]) -> Daemon {
         let p = |name: &str| path_str(&self.dir.path().join(name)).to_owned();
         let mut args = vec![
             "-f".to_owned(),
@@ -307,15 +369,15 @@ impl<'a> Frr<'a> {
         if daemon == "bfdd" {
             args.extend(["--bfdctl".to_owned(), p("bfdd.sock")]);
         }
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let program = format!("{FRR_DIR}/{daemon}");
-        let handle = Daemon::spawn(
+        Daemon::spawn(
             self.ns,
             &program,
             &args,
             &self.dir.path().join(format!("{daemon}.out")),
-        );
-        self.daemons.push((daemon, handle));
+        )
     }
 
     fn check_running(&mut self) {

@@ -780,6 +780,26 @@ impl<'n> SpeakerLab<'n> {
     /// process's exit status.
     pub fn restart_speaker(&mut self, name: &str) -> ExitStatus {
         let status = self.speaker(name).terminate();
+        self.respawn_speaker(name);
+        status
+    }
+
+    /// Starts node `name`'s speaker again after [`Speaker::kill`] (kill
+    /// -9: the crash an orchestrator restarts after), with the same
+    /// arguments; the killed process's log is kept as in
+    /// [`restart_speaker`](Self::restart_speaker). Panics when that
+    /// speaker still runs.
+    pub fn start_speaker_again(&mut self, name: &str) {
+        assert!(
+            self.speaker(name).child.is_none(),
+            "the speaker of {name} still runs: kill it first"
+        );
+        self.respawn_speaker(name);
+    }
+
+    /// Keeps node `name`'s log as `speaker-NODE.log.N` and starts a new
+    /// speaker there (the old process has exited).
+    fn respawn_speaker(&mut self, name: &str) {
         let log = self.dir.path().join(format!("speaker-{name}.log"));
         let kept = (1..1000)
             .map(|n| self.dir.path().join(format!("speaker-{name}.log.{n}")))
@@ -789,7 +809,6 @@ impl<'n> SpeakerLab<'n> {
         let ns = &self.net.node(name).host.ns;
         let started = Speaker::start_with(ns, self.dir.path(), name, &self.speaker_args);
         *self.speaker(name) = started;
-        status
     }
 
     /// The log of node `name`'s running speaker.
