@@ -156,7 +156,8 @@ pub struct Layer2 {
 #[serde(rename_all = "camelCase")]
 pub struct L2Answer {
     pub node: String,
-    /// Interfaces it answers on (empty: those whose subnet holds the IP).
+    /// Interfaces it answers on (never empty: a node that reports none is
+    /// not answering, and its reason says why).
     pub interfaces: Vec<String>,
     /// Since when (the ServiceL2Status' creation; cluster only).
     pub since: Option<String>,
@@ -532,10 +533,15 @@ fn explain_ip(
 
     // What each node's decision says.
     let mut decision_reasons: Vec<String> = Vec::new();
+    // The interfaces the advertisements name for the elected owner.
+    let mut listed: Vec<String> = Vec::new();
     for (node, desired) in decisions {
         let Some(d) = ip_decision(desired, service, ip) else {
             continue;
         };
+        if owner.as_deref() == Some(node.as_str()) {
+            listed = d.l2_interfaces.clone();
+        }
         if out.pool.is_none() {
             out.pool = d.pool.as_deref().map(str::to_string);
         }
@@ -611,6 +617,7 @@ fn explain_ip(
             }
         }
     };
+    let mut silent_reasons: Vec<String> = Vec::new();
     if owner.is_some() || !answering_nodes.is_empty() {
         let answering: Vec<L2Answer> = answering_nodes
             .iter()
@@ -623,6 +630,31 @@ fn explain_ip(
                 }
             })
             .collect();
+        // A status that names no interface: the node holds the IP but
+        // none of its interfaces can announce it (e.g. the advertisement
+        // names interfaces the node does not have).
+        let (answering, silent): (Vec<L2Answer>, Vec<L2Answer>) =
+            answering.into_iter().partition(|a| {
+                !a.interfaces.is_empty() || !status_nodes.iter().any(|s| s.node == a.node)
+            });
+        for a in &silent {
+            let why = if listed.is_empty() {
+                format!(
+                    "none of its interfaces has an address in a subnet holding {ip}, nor the default route"
+                )
+            } else {
+                format!(
+                    "the L2Advertisement names {}, and node {} has none of them (or none is up)",
+                    listed.join(", "),
+                    a.node
+                )
+            };
+            silent_reasons.push(format!(
+                "node {} is elected to answer {} for {ip}, but answers on no interface: {why}",
+                a.node,
+                arp(&ip)
+            ));
+        }
         if let Some(o) = &owner
             && !answering.is_empty()
             && !answering.iter().any(|a| a.node == *o)
@@ -663,7 +695,13 @@ fn explain_ip(
 
     // Not announced: the decision's reasons, then what the speakers say.
     out.reasons = decision_reasons;
-    if let Some(o) = &owner {
+    let silent_owner = owner.as_ref().is_some_and(|o| {
+        silent_reasons
+            .iter()
+            .any(|r| r.starts_with(&format!("node {o} ")))
+    });
+    out.reasons.append(&mut silent_reasons);
+    if let Some(o) = owner.as_ref().filter(|_| !silent_owner) {
         let why = match observed.speakers.get(o) {
             None => format!(
                 "its speaker has not reported ({} does not exist): is ferrolb-speaker running on {o}?",
@@ -1081,7 +1119,7 @@ mod tests {
         w.observed.l2.push(L2Seen {
             service: "default/web".into(),
             node: node.into(),
-            interfaces: vec![],
+            interfaces: vec!["eth0".into()],
             since: Some("2026-01-01T00:00:00Z".into()),
         });
     }

@@ -282,6 +282,22 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            name: "interfaces named that no node has",
+            manifests: docs(&[
+                POOL,
+                "apiVersion: ferrolb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: lan, namespace: ferrolb-system}\nspec: {ipAddressPools: [lan], interfaces: [eth9]}\n",
+                &service("web", "", ""),
+            ]),
+            node_labels: "",
+            speakers: Some(UP),
+            service: "default/web",
+            exit: 2,
+            says: &[
+                "answers on no interface: the L2Advertisement names eth9, and node",
+                "has none of them (or none is up)",
+            ],
+        },
+        Case {
             name: "nodes excluded by label",
             manifests: docs(&[POOL, L2, &service("web", "", "")]),
             node_labels: "node.kubernetes.io/exclude-from-external-load-balancers: \"\"",
@@ -408,10 +424,24 @@ fn simulate_speakers(dir: &Path, sim: Speakers) {
                 )
             })
             .collect();
+        // The announcer's interface choice, as the runner makes it on a
+        // node whose only LAN interface is eth0: the advertisement's list
+        // (only the interfaces the node has), else eth0.
         let interfaces: BTreeMap<IpAddr, Vec<String>> = desired
             .l2
-            .keys()
-            .map(|ip| (*ip, vec!["eth0".to_string()]))
+            .iter()
+            .map(|(ip, a)| {
+                let chosen = if a.interfaces.is_empty() {
+                    vec!["eth0".to_string()]
+                } else {
+                    a.interfaces
+                        .iter()
+                        .filter(|i| *i == "eth0")
+                        .cloned()
+                        .collect()
+                };
+                (*ip, chosen)
+            })
             .collect();
         let conflicts = sim
             .conflict
