@@ -9,6 +9,8 @@
 //!   inside the lab, the controller and speakers watching it).
 //! - [`control_plane`]: a throw-away Kubernetes v1.20 control plane
 //!   (`tests/apiserver/`), in the test's namespace or a lab's, and kubectl.
+//! - [`readme`]: the README's fenced blocks, run as the docs harness runs
+//!   them.
 //! - [`netns`]: network-namespace labs (bridge, hosts, commands inside
 //!   them), cleaned up by Drop guards.
 //! - [`speaker`]: building `ferrolb-speaker` and running `l2-probe`.
@@ -23,6 +25,7 @@ pub mod capture;
 pub mod cluster_lab;
 pub mod control_plane;
 pub mod netns;
+pub mod readme;
 pub mod routers;
 pub mod speaker;
 pub mod speaker_lab;

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ferrolb_e2e::control_plane::workspace_root;
+use ferrolb_e2e::readme;
 use ferrolb_e2e::speaker::{controller_binary, plugin_binary};
 use ferrolb_speaker::desired::{Inputs, decide};
 use serde_json::Value;
@@ -570,40 +571,6 @@ fn the_controller_runs_the_plugin_and_options_hold() {
 
 // ---------------------------------------------------------------- README
 
-/// A fenced block of the README's `Plan` section.
-struct Block {
-    info: String,
-    text: String,
-}
-
-fn readme_plan_blocks() -> Vec<Block> {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
-    let section = readme
-        .split("\n## ")
-        .find(|s| s.starts_with("Plan: "))
-        .expect("README section `## Plan: …`");
-    let mut blocks = Vec::new();
-    let mut lines = section.lines();
-    while let Some(line) = lines.next() {
-        let Some(info) = line.strip_prefix("```") else {
-            continue;
-        };
-        let mut text = String::new();
-        for l in lines.by_ref() {
-            if l.starts_with("```") {
-                break;
-            }
-            text.push_str(l);
-            text.push('\n');
-        }
-        blocks.push(Block {
-            info: info.to_string(),
-            text,
-        });
-    }
-    blocks
-}
-
 /// The README's `plan` blocks, run as the docs harness runs every README
 /// block (`sh -e` in a work directory holding the repository's `deploy/`,
 /// `file=NAME` blocks written there, the built binaries first on the
@@ -617,47 +584,6 @@ fn readme_plan_commands_print_the_readmes_output() {
     let work = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(workspace_root().join("deploy"), work.path().join("deploy"))
         .unwrap();
-    let path = format!(
-        "{}:{}",
-        controller.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut ran = 0;
-    let mut last: Option<(String, String)> = None;
-    for b in &readme_plan_blocks() {
-        let mut words = b.info.split_whitespace();
-        let lang = words.next().unwrap_or_default();
-        let attrs: Vec<&str> = words.collect();
-        if attrs.contains(&"output") {
-            let (script, printed) = last.take().expect("an output block after a run sh block");
-            assert_eq!(
-                printed.trim_end(),
-                b.text.trim_end(),
-                "the README's output of `{}` is not what it prints",
-                script.trim_end()
-            );
-            continue;
-        }
-        last = None;
-        if let Some(name) = attrs.iter().find_map(|a| a.strip_prefix("file=")) {
-            std::fs::write(work.path().join(name), &b.text).unwrap();
-        }
-        if lang != "sh" || attrs.iter().any(|a| a.starts_with("not-run=")) {
-            continue;
-        }
-        let want: i32 = attrs
-            .iter()
-            .find_map(|a| a.strip_prefix("exit="))
-            .map_or(0, |v| v.parse().unwrap());
-        let (code, out, _) = run(Command::new("sh")
-            .arg("-c")
-            .arg(format!("set -e\nexec 2>&1\n{}", b.text))
-            .current_dir(work.path())
-            .env("PATH", &path)
-            .env_remove("RUST_LOG"));
-        assert_eq!(code, want, "`{}` exited {code}:\n{out}", b.text.trim_end());
-        last = Some((b.text.clone(), out));
-        ran += 1;
-    }
+    let ran = readme::run_section("Plan: ", work.path(), controller.parent().unwrap());
     assert!(ran >= 2, "the README's plan section runs {ran} blocks");
 }
