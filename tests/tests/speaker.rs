@@ -410,14 +410,19 @@ fn one_owner_after_a_partition_heals() {
     );
     for (ip, (_, first, last)) in web.iter().zip(&runs) {
         let took = first.expect("a single answer");
-        let owners = lab.l2_owners(ip);
-        assert_eq!(owners.len(), 1, "{ip}: status owners {owners:?}");
-        let mac: MacAddr = lab.mac_of(owners[0]).parse().expect("MAC");
-        assert_eq!(
-            last,
-            &BTreeSet::from([mac]),
-            "{ip}: answers vs status owner {owners:?}"
+        let answering = last.iter().next().expect("one MAC").to_string();
+        let node = lab
+            .node_with_mac(&answering)
+            .unwrap_or_else(|| panic!("{ip}: {answering} is no node's MAC"));
+        // The status files follow within their publishing interval.
+        let agreed = wait_until(SETTLE, || (lab.l2_owners(ip) == [node]).then_some(()));
+        assert!(
+            agreed.is_some(),
+            "{ip}: {node} answers, the status files name {:?}\n{}",
+            lab.l2_owners(ip),
+            lab.logs()
         );
+        let owners = [node];
         println!(
             "healed: {ip} answered by one MAC ({}) {} ms after the heal",
             owners[0],
