@@ -3,7 +3,10 @@
 controller/lab/start-apiserver-100k.sh, by POSTs on 16 connections: about
 200 per second on a 2-core VM, where kubectl takes 30 s per 1,000.
 
-    controller/lab/create-services.py STATE_DIR N
+    controller/lab/create-services.py STATE_DIR N [FIRST]
+
+FIRST (default 0) is the index of the first Service (svc-FIRST ...), so that
+several batches of N go into one control plane.
 
 Each Service looks like one made with `kubectl apply`: labels, a selector, one
 port, kubectl's last-applied-configuration annotation; 5 % (every 20th) have
@@ -18,6 +21,7 @@ import threading
 import time
 
 state, n = sys.argv[1], int(sys.argv[2])
+first = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 threads = 16
 env = dict(l.split("=", 1) for l in open(f"{state}/env").read().split())
 host, port = env["APISERVER_URL"].removeprefix("https://").split(":")
@@ -66,9 +70,9 @@ for ns in range(50):
 errors, done, lock = [], [0], threading.Lock()
 
 
-def worker(first):
+def worker(lane):
     conn = connect()
-    for i in range(first, n, threads):
+    for i in range(first + lane, first + n, threads):
         namespace, body = service(i)
         status, data = 0, b""
         for _ in range(5):

@@ -346,6 +346,30 @@ async fn report_objects(
 /// Outcomes waiting to be written, at most (see [`run`]).
 const WRITE_QUEUE: usize = 256;
 
+/// Service writes in flight during a round, and as many Event creations
+/// beside them. The v1.20 API server's defaults allow 200 mutating requests
+/// in flight; measured in docs/BENCHMARKS.md ("Controller first round").
+pub const WRITES_IN_FLIGHT: usize = 32;
+
+/// For lab measurements only: overrides [`WRITES_IN_FLIGHT`] (1 to 200).
+const WRITES_IN_FLIGHT_ENV: &str = "FERROLB_LAB_WRITES_IN_FLIGHT";
+
+/// [`WRITES_IN_FLIGHT`], or the lab's override when it is set and valid.
+fn writes_in_flight() -> usize {
+    match std::env::var(WRITES_IN_FLIGHT_ENV) {
+        Ok(v) if !v.is_empty() => match v.parse::<usize>() {
+            Ok(n) if (1..=200).contains(&n) => n,
+            _ => {
+                tracing::warn!(
+                    "{WRITES_IN_FLIGHT_ENV}={v:?} is not a number from 1 to 200; using {WRITES_IN_FLIGHT}"
+                );
+                WRITES_IN_FLIGHT
+            }
+        },
+        _ => WRITES_IN_FLIGHT,
+    }
+}
+
 /// One allocation round as the cluster loop runs it: after a start (or after
 /// losing the lead) `restoring` claims every Service's status IPs first
 /// (rule 8); then every Service is reconciled and each outcome handed to
@@ -454,6 +478,7 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
     ));
 
     let recorder = write::EventPublisher::new(client.clone(), write::MANAGER, &opts.identity);
+    let in_flight = writes_in_flight();
     let mut allocator: Option<Allocator> = None;
     let mut reported: BTreeSet<String> = BTreeSet::new();
     let mut last_state = None;
@@ -516,32 +541,60 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
             alloc
         });
 
-        // Services: write what changed, a few at a time.
-        futures::stream::poll_fn(|cx| rx.poll_recv(cx))
-            .map(|o| {
-                let client = client.clone();
-                let recorder = &recorder;
-                let svc = stores.services.get(&o.service);
-                async move {
-                    if o.changed
-                        && !matches!(
-                            o.state,
-                            OutcomeState::Released(crate::allocator::ReleaseCause::Deleted)
-                        )
-                        && let Err(e) = write::write_service(&client, &o).await
-                    {
-                        tracing::warn!(service = %o.service, error = %e, "cannot write Service");
+        // Services: write what changed, `in_flight` at a time (one status
+        // PATCH each). Their Events go to a second queue with as many
+        // creations in flight, so that an Event never holds a Service's
+        // write back; the round still waits for both. An Event is sent
+        // after its Service's write was tried, as before.
+        let (event_tx, mut event_rx) =
+            tokio::sync::mpsc::channel::<(Arc<LbService>, ServiceOutcome)>(WRITE_QUEUE);
+        let writes_failed = std::sync::atomic::AtomicUsize::new(0);
+        let events_failed = std::sync::atomic::AtomicUsize::new(0);
+        let services_written = async {
+            let event_tx = event_tx;
+            futures::stream::poll_fn(|cx| rx.poll_recv(cx))
+                .map(|o| {
+                    let client = client.clone();
+                    let svc = stores.services.get(&o.service);
+                    let (event_tx, writes_failed) = (&event_tx, &writes_failed);
+                    async move {
+                        if o.changed
+                            && !matches!(
+                                o.state,
+                                OutcomeState::Released(crate::allocator::ReleaseCause::Deleted)
+                            )
+                            && let Err(e) = write::write_service(&client, &o).await
+                        {
+                            writes_failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(service = %o.service, error = %e, "cannot write Service");
+                        }
+                        if let Some(svc) = svc
+                            && !o.events.is_empty()
+                        {
+                            // Fails only when the receiver is gone, which
+                            // it is not before this stream ends.
+                            let _ = event_tx.send((svc, o)).await;
+                        }
                     }
-                    if let Some(svc) = svc
-                        && let Err(e) = write::record_events(recorder, &svc, &o.events).await
-                    {
+                })
+                .buffer_unordered(in_flight)
+                .for_each(|()| async {})
+                .await;
+            started.elapsed()
+        };
+        let events_recorded = futures::stream::poll_fn(|cx| event_rx.poll_recv(cx))
+            .map(|(svc, o)| {
+                let (recorder, events_failed) = (&recorder, &events_failed);
+                async move {
+                    if let Err(e) = write::record_events(recorder, &svc, &o.events).await {
+                        events_failed.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(service = %o.service, error = %e, "cannot record Event");
                     }
                 }
             })
-            .buffer_unordered(8)
-            .for_each(|()| async {})
-            .await;
+            .buffer_unordered(in_flight)
+            .for_each(|()| async {});
+        let (statuses_after, ()) = futures::join!(services_written, events_recorded);
         let alloc = match decide.await {
             Ok(alloc) => allocator.insert(alloc),
             Err(e) => {
@@ -597,9 +650,16 @@ pub async fn run(opts: Options) -> Result<(), ClusterError> {
                 Err(e) => tracing::warn!(error = %e, "cannot write ConfigurationState"),
             }
         }
-        metrics
-            .reconcile_duration
-            .observe(started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        metrics.reconcile_duration.observe(seconds);
+        tracing::debug!(
+            seconds,
+            statuses_written_after = statuses_after.as_secs_f64(),
+            writes_failed = writes_failed.load(Ordering::Relaxed),
+            events_failed = events_failed.load(Ordering::Relaxed),
+            in_flight,
+            "round ended"
+        );
         drop((config, valid, problems));
         crate::memory::release_free_memory();
     }

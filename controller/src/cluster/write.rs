@@ -43,20 +43,26 @@ pub fn pool_status_patch(status: &IPAddressPoolStatus) -> Value {
     }})
 }
 
-/// Writes one Service's outcome: its status IPs, then the pool annotation.
+/// Merge patch for the status subresource that writes a Service's whole
+/// outcome in one request: `status.loadBalancer.ingress` and the pool
+/// annotation. The Service status subresource keeps metadata changes (it
+/// resets only `spec`; checked against the v1.20 test server: annotation set
+/// and removed through `/status`), so one write suffices where two were sent,
+/// and the IPs and the pool they come from change together.
+pub fn service_patch(ips: &[IpAddr], pool: Option<&str>) -> Value {
+    let mut patch = status_patch(ips);
+    patch["metadata"] = pool_annotation_patch(pool)["metadata"].take();
+    patch
+}
+
+/// Writes one Service's outcome (status IPs and pool annotation) in one
+/// merge-PATCH of its status subresource.
 pub async fn write_service(client: &Client, outcome: &ServiceOutcome) -> Result<(), kube::Error> {
     let api: Api<Service> = Api::namespaced(client.clone(), &outcome.service.namespace);
-    let params = PatchParams::default();
     api.patch_status(
         &outcome.service.name,
-        &params,
-        &Patch::Merge(status_patch(&outcome.ips)),
-    )
-    .await?;
-    api.patch(
-        &outcome.service.name,
-        &params,
-        &Patch::Merge(pool_annotation_patch(outcome.pool.as_deref())),
+        &PatchParams::default(),
+        &Patch::Merge(service_patch(&outcome.ips, outcome.pool.as_deref())),
     )
     .await?;
     Ok(())
@@ -347,6 +353,16 @@ mod tests {
             pool_annotation_patch(None),
             json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": null}}})
         );
+        assert_eq!(
+            service_patch(&ips[..1], Some("lan")),
+            json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "lan"}},
+                   "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}]}}})
+        );
+        assert_eq!(
+            service_patch(&[], None),
+            json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": null}},
+                   "status": {"loadBalancer": {"ingress": []}}})
+        );
     }
 
     /// Method, URI, content type and JSON body of a request.
@@ -388,9 +404,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn write_service_patches_status_then_annotation() {
+    async fn write_service_sends_status_and_annotation_in_one_patch() {
+        // The mock answers one request: a second one would wait for an
+        // answer that never comes, so the write is bounded.
         let (client, server) = mock_server(
-            2,
+            1,
             |_| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}}),
         );
         let outcome = ServiceOutcome {
@@ -401,19 +419,22 @@ mod tests {
             state: OutcomeState::Assigned,
             events: vec![],
         };
-        write_service(&client, &outcome).await.unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            write_service(&client, &outcome),
+        )
+        .await
+        .expect("one request only")
+        .unwrap();
         let seen = server.await.unwrap();
+        assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].0, "PATCH");
         assert_eq!(seen[0].1, "/api/v1/namespaces/shop/services/web/status?");
         assert_eq!(seen[0].2, "application/merge-patch+json");
         assert_eq!(
             seen[0].3,
-            json!({"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}]}}})
-        );
-        assert_eq!(seen[1].1, "/api/v1/namespaces/shop/services/web?");
-        assert_eq!(
-            seen[1].3,
-            json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "lan"}}})
+            json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "lan"}},
+                   "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}]}}})
         );
     }
 
