@@ -44,6 +44,7 @@
 //! Needs root and `etcd`, `curl`, `openssl` (the control plane); without
 //! them the test prints `SKIPPED: …` (fails when `CI` is set).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -112,13 +113,20 @@ fn run(command: &mut Command) -> (i32, String) {
     )
 }
 
-/// `kubectl replace --raw PATH/status` of `object` (which carries its
-/// resourceVersion), retried on a conflict with a fresh read (the
-/// controller writes conditions into FerroLB objects' status too).
-fn put_status(cp: &ControlPlane, path: &str, get: &[&str], set: impl Fn(&mut Value)) {
+/// `kubectl replace --raw PATH/status` of the object (`first`, as just
+/// created, else read with `kubectl get`) with `set` applied, retried on a
+/// conflict with a fresh read (the controller writes conditions into
+/// FerroLB objects' status too).
+fn put_status(
+    cp: &ControlPlane,
+    path: &str,
+    get: &[&str],
+    mut first: Option<Value>,
+    set: impl Fn(&mut Value),
+) {
     let mut last = String::new();
     for _ in 0..5 {
-        let mut obj = cp.json(get);
+        let mut obj = first.take().unwrap_or_else(|| cp.json(get));
         set(&mut obj);
         let out = cp.kubectl_with_input(
             &["replace", "--raw", &format!("{path}/status"), "-f", "-"],
@@ -134,19 +142,21 @@ fn put_status(cp: &ControlPlane, path: &str, get: &[&str], set: impl Fn(&mut Val
 
 /// What the speakers' cluster writers put into the API server for these
 /// reports.
-fn write_speaker_status(cp: &ControlPlane, reports: &[Report]) {
+/// `uids`: each Service's uid by NAMESPACE/NAME (the status objects'
+/// owner).
+fn write_speaker_status(cp: &ControlPlane, reports: &[Report], uids: &BTreeMap<String, Value>) {
     let now = rfc3339(std::time::SystemTime::now());
     let micro = now.replace('Z', ".000000Z");
     let mut objects = Vec::new();
     let mut statuses: Vec<(String, String, String, Value)> = Vec::new();
-    let mut sessions: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    let mut sessions: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for r in reports {
         for doc in r.service_documents() {
             let kind = doc["kind"].as_str().unwrap().to_string();
             let ns = doc["metadata"]["namespace"].as_str().unwrap().to_string();
             let svc = doc["status"]["serviceName"].as_str().unwrap();
             let name = status_name(svc, &r.node);
-            let uid = cp.json(&["-n", &ns, "get", "svc", svc])["metadata"]["uid"].clone();
+            let uid = uids[&format!("{ns}/{svc}")].clone();
             objects.push(json!({
                 "apiVersion": "ferrolb.io/v1beta1",
                 "kind": kind,
@@ -228,10 +238,29 @@ fn write_speaker_status(cp: &ControlPlane, reports: &[Report]) {
             ));
         }
     }
-    cp.ok_with_input(&["create", "-f", "-"], &list(objects));
+    // kubectl 1.20 prints one JSON object per created object.
+    let out = cp.ok_with_input(&["create", "-f", "-", "-o", "json"], &list(objects));
+    let created: BTreeMap<String, Value> = serde_json::Deserializer::from_str(&out)
+        .into_iter::<Value>()
+        .map(|o| o.expect("kubectl create -o json"))
+        .flat_map(|o| match o["items"].as_array() {
+            Some(items) if o["kind"] == "List" => items.clone(),
+            _ => vec![o],
+        })
+        .map(|o| {
+            let m = &o["metadata"];
+            let key = format!(
+                "{}/{}",
+                m["namespace"].as_str().unwrap_or_default(),
+                m["name"].as_str().unwrap_or_default()
+            );
+            (key, o)
+        })
+        .collect();
     for (path, resource, ns_name, status) in statuses {
         let (ns, name) = ns_name.split_once('/').unwrap();
-        put_status(cp, &path, &["-n", ns, "get", &resource, name], |o| {
+        let first = created.get(&ns_name).cloned();
+        put_status(cp, &path, &["-n", ns, "get", &resource, name], first, |o| {
             o["status"] = status.clone();
         });
     }
@@ -241,6 +270,7 @@ fn write_speaker_status(cp: &ControlPlane, reports: &[Report]) {
             cp,
             &format!("/apis/ferrolb.io/v1beta2/namespaces/{SYSTEM}/bgppeers/{peer}"),
             &["-n", SYSTEM, "get", "bgppeers.ferrolb.io", &peer],
+            None,
             |o| o["status"]["sessions"] = json!(list),
         );
     }
@@ -248,16 +278,30 @@ fn write_speaker_status(cp: &ControlPlane, reports: &[Report]) {
 
 /// The speakers' view of the case: its manifests and Nodes, and the
 /// Services as the API server holds them (ingress written by the
-/// controller), as `status/services.yaml`.
-fn speaker_dir(cp: &ControlPlane, case: &Case) -> tempfile::TempDir {
+/// controller), as `status/services.yaml`; and each Service's uid by
+/// NAMESPACE/NAME.
+fn speaker_dir(cp: &ControlPlane, case: &Case) -> (tempfile::TempDir, BTreeMap<String, Value>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.yaml"), &case.manifests).unwrap();
     std::fs::write(dir.path().join("nodes.yaml"), nodes(case.node_labels)).unwrap();
     std::fs::create_dir(dir.path().join("status")).unwrap();
     let services = cp.json(&["-n", "default", "get", "svc"]);
-    let text: Vec<String> = services["items"]
-        .as_array()
-        .unwrap()
+    let items = services["items"].as_array().expect("Services");
+    let uids = items
+        .iter()
+        .map(|s| {
+            let m = &s["metadata"];
+            (
+                format!(
+                    "{}/{}",
+                    m["namespace"].as_str().unwrap_or_default(),
+                    m["name"].as_str().unwrap_or_default()
+                ),
+                m["uid"].clone(),
+            )
+        })
+        .collect();
+    let text: Vec<String> = items
         .iter()
         .map(|s| {
             let mut s = s.clone();
@@ -271,7 +315,7 @@ fn speaker_dir(cp: &ControlPlane, case: &Case) -> tempfile::TempDir {
         text.join("\n---\n"),
     )
     .unwrap();
-    dir
+    (dir, uids)
 }
 
 /// Deletes what the previous case made.
@@ -387,14 +431,15 @@ fn cluster_says(case: &Case) -> Vec<String> {
     says
 }
 
-/// Runs the plugin for `case` (text and JSON); a failure's description.
+/// Runs the plugin for `case` (text and JSON): its exit code and text, or
+/// a failure's description.
 fn check(
     plugin: &Path,
     kubeconfig: &Path,
     case: &Case,
     extra: &[&str],
     says: &[String],
-) -> Result<i32, String> {
+) -> Result<(i32, String), String> {
     let explain = |json: bool| {
         let mut c = Command::new(plugin);
         c.args(["explain", "--kubeconfig"])
@@ -432,7 +477,7 @@ fn check(
     {
         return Err(format!("{}: -o json (exit {jcode}):\n{jout}", case.name));
     }
-    Ok(code)
+    Ok((code, text))
 }
 
 #[test]
@@ -447,7 +492,9 @@ fn broken_configurations_say_why_in_a_cluster() {
     let started = Instant::now();
     let plugin = plugin_binary();
     let controller = controller_binary();
+    println!("binaries: {:.0} s", started.elapsed().as_secs_f64());
     let cp = ControlPlane::start();
+    println!("control plane: {:.0} s", started.elapsed().as_secs_f64());
     let deploy = workspace_root().join("deploy");
     let d = |p: &str| deploy.join(p).display().to_string();
     cp.ok(&["apply", "-f", &d("namespace.yaml"), "-f", &d("crds.yaml")]);
@@ -462,6 +509,7 @@ fn broken_configurations_say_why_in_a_cluster() {
             &cp,
             &format!("/api/v1/nodes/{node}"),
             &["get", "node", node],
+            None,
             |o| {
                 o["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
                 "lastHeartbeatTime": rfc3339(std::time::SystemTime::now()),
@@ -503,9 +551,13 @@ fn broken_configurations_say_why_in_a_cluster() {
             &["--lb-class", "example.com/mine"],
             &says,
         ) {
-            Ok(code) => {
+            Ok((code, text)) => {
                 covered += 1;
-                println!("ok: {} (exit {code})", case.name);
+                println!(
+                    "ok: {} (exit {code})\n    {}",
+                    case.name,
+                    text.trim_end().replace('\n', "\n    ")
+                );
             }
             Err(e) => failures.push(e),
         }
@@ -577,16 +629,17 @@ fn broken_configurations_say_why_in_a_cluster() {
             services.push(name);
         }
         if let Some(sim) = case.speakers {
-            let dir = speaker_dir(&cp, &case);
-            write_speaker_status(&cp, &speaker_reports(dir.path(), sim));
+            let (dir, uids) = speaker_dir(&cp, &case);
+            write_speaker_status(&cp, &speaker_reports(dir.path(), sim), &uids);
         }
         match check(&plugin, &kubeconfig, &case, &[], &cluster_says(&case)) {
-            Ok(code) => {
+            Ok((code, text)) => {
                 covered += 1;
                 println!(
-                    "ok: {} (exit {code}, {:.1} s)",
+                    "ok: {} (exit {code}, {:.1} s)\n    {}",
                     case.name,
-                    t.elapsed().as_secs_f64()
+                    t.elapsed().as_secs_f64(),
+                    text.trim_end().replace('\n', "\n    ")
                 );
             }
             Err(e) => failures.push(e),
