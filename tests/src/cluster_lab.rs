@@ -150,6 +150,8 @@ pub struct Cluster<'n> {
     cp: ControlPlane<'n>,
     logs: tempfile::TempDir,
     net: &'n ClusterNetwork,
+    /// The speakers' kubeconfig (kept for restarts).
+    speaker_kubeconfig: String,
 }
 
 impl<'n> Cluster<'n> {
@@ -245,6 +247,7 @@ impl<'n> Cluster<'n> {
             cp,
             logs,
             net,
+            speaker_kubeconfig: speaker_kc,
         }
     }
 
@@ -270,6 +273,28 @@ impl<'n> Cluster<'n> {
             .position(|n| n.name == name)
             .unwrap_or_else(|| panic!("no node {name}"));
         &mut self.speakers[index]
+    }
+
+    /// Starts node `name`'s speaker again after [`Speaker::kill`] (kill
+    /// -9; killed first if it still runs), with the same arguments; the
+    /// old process's log is kept as `speaker-NODE.log.N` in
+    /// [`log_dir`](Self::log_dir).
+    pub fn start_speaker_again(&mut self, name: &str) {
+        self.speaker(name).kill();
+        let log = self.logs.path().join(format!("speaker-{name}.log"));
+        let kept = (1..1000)
+            .map(|n| self.logs.path().join(format!("speaker-{name}.log.{n}")))
+            .find(|p| !p.exists())
+            .expect("fewer than 1000 restarts");
+        std::fs::rename(&log, &kept).expect("keeping the speaker's log");
+        let ns = &self.net.net.node(name).host.ns;
+        let started = Speaker::spawn(
+            ns,
+            &speaker_binary(),
+            &["--kubeconfig", &self.speaker_kubeconfig, "--node", name],
+            log,
+        );
+        *self.speaker(name) = started;
     }
 
     /// The router and what it learnt.

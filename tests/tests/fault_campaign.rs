@@ -51,7 +51,8 @@
 //!   gap.)
 //! - `flapping_link`: node2's link goes down and up, changing every second,
 //!   for `FERROLB_FLAP_SECS` (default 10; 60 for docs/BENCHMARKS.md) with a
-//!   BGPPeer of hold time 3 s to GoBGP. During the flapping the client
+//!   BGPPeer of hold time 3 s to GoBGP; then as long again down 4 s (longer
+//!   than the hold time, so that the session does reset) and up 1 s. During the flapping the client
 //!   keeps asking who answers for each layer-2 IP and counts answers by
 //!   two MACs and by none (reported, not asserted: a cut link leaves the
 //!   cut node's IPs unanswered until the membership fails them over, and a
@@ -66,15 +67,31 @@
 //!   `FLAP_SECS / 3.75 + 1` re-establishments, counted both in the
 //!   speaker's log and as OPENs received by GoBGP.
 //!
-//! Not here: the restart of the API server and etcd in cluster mode
-//! (issue #16's third item).
+//! - `api_server_restart` (cluster mode, [`ferrolb_e2e::cluster_lab`]: a
+//!   v1.20 API server and etcd in the lab, the controller and three
+//!   speakers watching it, GoBGP): etcd and kube-apiserver are restarted
+//!   twice (`tests/apiserver/restart.sh`, same data) while GoBGP's routes
+//!   are sampled every 100 ms. First left alone: no sample may lack a
+//!   node's route, and the client, asking all the time, must see every
+//!   layer-2 IP answered by exactly one MAC. Then, once the API server is
+//!   down, the speaker of a layer-2 IP's owner is killed (SIGKILL): the IP
+//!   must move to another node before the API server is back (the
+//!   membership needs no API server), and no live node's route may go.
+//!   After each round no Service has changed IP and everything converges
+//!   (the killed speaker started again): one answering MAC per IP, the one
+//!   its ServiceL2Status names, and every node's route.
 //!
 //! Needs root, `ip`, `ping`, `sysctl`, `gobgpd`/`gobgp` and the Debian
-//! package `frr`: without them each test prints `SKIPPED: …` (fails when
-//! `CI` is set). Run at most one lab test at a time:
+//! package `frr` (and for `api_server_restart`, `etcd`, `curl` and the API
+//! server binaries of tests/apiserver/build-binaries.sh): without them each
+//! test prints `SKIPPED: …` (fails when `CI` is set). The tests run one
+//! at a time (each builds a lab of its own):
 //! `sudo -E cargo test -p ferrolb-e2e --test fault_campaign -- --test-threads 1 --nocapture`.
-//! The figures in docs/BENCHMARKS.md (release binaries):
-//! `FERROLB_FAULT_ITERATIONS=100 FERROLB_FLAP_SECS=60 sudo -E cargo test --release -p ferrolb-e2e --test fault_campaign -- --test-threads 1 --nocapture`.
+//! The figures in docs/BENCHMARKS.md come from release daemons and the
+//! long settings, e.g.
+//! `FERROLB_FAULT_ITERATIONS=100 sudo -E cargo test --release -p ferrolb-e2e --test fault_campaign kill_9_loop -- --nocapture`
+//! and `FERROLB_FLAP_SECS=60` for `flapping_link` (docs/BENCHMARKS.md has
+//! the exact commands).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -83,6 +100,7 @@ use std::time::{Duration, Instant};
 use ferrolb_arp::MacAddr;
 use ferrolb_e2e::answerers::answering_macs;
 use ferrolb_e2e::bgp::{GOBGP_ESTABLISHED, GoBgp, GoBgpNeighbor, wait_until};
+use ferrolb_e2e::cluster_lab::{self, Cluster};
 use ferrolb_e2e::netns::Netns;
 use ferrolb_e2e::routers::Frr;
 use ferrolb_e2e::speaker_lab::{
@@ -911,18 +929,19 @@ fn established_count(lab: &SpeakerLab<'_>, name: &str) -> usize {
         .count()
 }
 
-#[test]
-fn flapping_link() {
-    let Some(net) = network(GOBGP_TOOLS) else {
-        return;
-    };
-    let secs = env_number("FERROLB_FLAP_SECS", 10);
-    let flapped = "node2";
-    let mut lab = start_lab(&net, Router::GoBgp, &format!("{FLAP_HOLD_SECS}s"), false);
-    let (l2, bgp) = addresses(&lab);
-    settle(&mut lab, &l2, &bgp, &mut lab_hops)
-        .unwrap_or_else(|f| panic!("the lab did not settle at start: {f:?}\n{}", lab.logs()));
-    let before = established_count(&lab, flapped);
+/// One flapping phase of `flapped`'s link for `secs`: down for `down`,
+/// up for `up`, again and again (ending up), while the client asks who
+/// answers each layer-2 IP; then the lab must settle, and the session
+/// resets stay within the bound. Prints the figures.
+fn flap(
+    lab: &mut SpeakerLab<'_>,
+    l2: &[String],
+    bgp: &[String],
+    flapped: &str,
+    secs: u64,
+    (down, up): (Duration, Duration),
+) {
+    let net = lab.net();
     let router_ns = &net.router.ns;
     let flapped_v4 = net.node(flapped).spec.v4;
     let opens = |lab: &mut SpeakerLab<'_>| {
@@ -930,35 +949,31 @@ fn flapping_link() {
             .as_u64()
             .unwrap_or(0)
     };
-    let opens_before = opens(&mut lab);
+    let before = established_count(lab, flapped);
+    let opens_before = opens(lab);
 
-    // A thread changes the link every second; the client keeps asking.
+    // A thread changes the link; the client keeps asking.
     let started = Instant::now();
     let (mut asked, mut two, mut none) = (0usize, 0usize, 0usize);
     let (mut two_ips, mut none_ips) = (BTreeSet::new(), BTreeSet::new());
-    let toggles = std::thread::scope(|scope| {
+    let cuts = std::thread::scope(|scope| {
         let toggler = scope.spawn(|| {
-            let mut toggles = 0u64;
-            let mut down = false;
+            let mut cuts = 0u64;
+            let mut next = Duration::ZERO;
             while started.elapsed() < Duration::from_secs(secs) {
-                if down {
-                    net.restore_link(flapped);
-                } else {
-                    net.cut_link(flapped);
-                }
-                down = !down;
-                toggles += 1;
-                let next = Duration::from_secs(toggles);
+                net.cut_link(flapped);
+                cuts += 1;
+                next += down;
+                std::thread::sleep(next.saturating_sub(started.elapsed()));
+                net.restore_link(flapped);
+                next += up;
                 std::thread::sleep(next.saturating_sub(started.elapsed()));
             }
-            if down {
-                net.restore_link(flapped);
-            }
-            toggles
+            cuts
         });
         while !toggler.is_finished() {
-            for ip in &l2 {
-                let n = answers(&net, ip).len();
+            for ip in l2 {
+                let n = answers(net, ip).len();
                 asked += 1;
                 if n == 0 {
                     none += 1;
@@ -973,22 +988,23 @@ fn flapping_link() {
     });
     let flapping = started.elapsed();
 
-    let settled = settle(&mut lab, &l2, &bgp, &mut lab_hops);
-    let reestablished = established_count(&lab, flapped) - before;
+    let settled = settle(lab, l2, bgp, &mut lab_hops);
+    let reestablished = established_count(lab, flapped) - before;
     // GoBGP counts the OPENs it received from the node: one per session.
-    let router_sessions = opens(&mut lab) - opens_before;
-    let state = lab.gobgp().neighbor(router_ns, flapped_v4)["state"]["session_state"].clone();
+    let router_sessions = opens(lab) - opens_before;
     let per_cycle = FLAP_HOLD_SECS as f64 + JITTER_KEEPS * CONNECT_RETRY_SECS;
     let bound = (secs as f64 / per_cycle).floor() as usize + 1;
     println!(
-        "flapping {flapped}'s link: {toggles} changes in {:.1} s; the client asked {asked} times who answers ({} IPs): two MACs {two} times ({} IPs), none {none} times ({} IPs) during the flapping",
+        "flapping {flapped}'s link ({} ms down, {} ms up): {cuts} cuts in {:.1} s; the client asked {asked} times who answers ({} IPs): two MACs {two} times ({} IPs), none {none} times ({} IPs)",
+        down.as_millis(),
+        up.as_millis(),
         flapping.as_secs_f64(),
         l2.len(),
         two_ips.len(),
         none_ips.len()
     );
     println!(
-        "  afterwards: settled after {}; {flapped}'s BGP session established again {reestablished} times by its speaker's log, {router_sessions} new OPENs at GoBGP (bound from hold time {FLAP_HOLD_SECS} s and ConnectRetry {CONNECT_RETRY_SECS} s x {JITTER_KEEPS}: {bound}); GoBGP's session_state now {state}",
+        "  afterwards: settled after {}; {flapped}'s BGP session established again {reestablished} times by its speaker's log, {router_sessions} new OPENs at GoBGP (bound from hold time {FLAP_HOLD_SECS} s and ConnectRetry {CONNECT_RETRY_SECS} s x {JITTER_KEEPS}: {bound})",
         settled.as_ref().map_or_else(
             |f| format!("NEVER ({f:?})"),
             |d| format!("{} ms", d.as_millis())
@@ -1005,4 +1021,370 @@ fn flapping_link() {
         "{flapped}'s session was established {reestablished} times ({router_sessions} OPENs at GoBGP) in {secs} s of flapping, more than the timers allow ({bound})\n{}",
         lab.logs()
     );
+}
+
+#[test]
+fn flapping_link() {
+    let Some(net) = network(GOBGP_TOOLS) else {
+        return;
+    };
+    let secs = env_number("FERROLB_FLAP_SECS", 10);
+    let mut lab = start_lab(&net, Router::GoBgp, &format!("{FLAP_HOLD_SECS}s"), false);
+    let (l2, bgp) = addresses(&lab);
+    settle(&mut lab, &l2, &bgp, &mut lab_hops)
+        .unwrap_or_else(|f| panic!("the lab did not settle at start: {f:?}\n{}", lab.logs()));
+    let second = Duration::from_secs(1);
+    // Down and up every second: TCP carries the session over each cut.
+    flap(&mut lab, &l2, &bgp, "node2", secs, (second, second));
+    // Down for longer than the hold time: every cut resets the session.
+    let long = Duration::from_secs(FLAP_HOLD_SECS + 1);
+    flap(&mut lab, &l2, &bgp, "node2", secs, (long, second));
+}
+
+// ---------------------------------------------------------------- API server restart
+
+/// The cluster lab's configuration and Services: four layer-2 Services,
+/// two BGP ones announced to GoBGP.
+fn cluster_objects() -> String {
+    let mut text = config("9s", false);
+    for i in 1..=4 {
+        text += &format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: l2-{i}, namespace: default}}\n\
+             spec: {{type: LoadBalancer, ports: [{{port: 8080}}]}}\n"
+        );
+    }
+    for i in 1..=2 {
+        text += &format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: bgp-{i}\n  namespace: default\n  \
+             annotations: {{ferrolb.io/address-pool: routed}}\n\
+             spec: {{type: LoadBalancer, ports: [{{port: 8080}}]}}\n"
+        );
+    }
+    text
+}
+
+/// Every Service's IPs, by name, from the API server.
+fn cluster_ips(lab: &Cluster<'_>) -> Vec<(String, Vec<String>)> {
+    let names = (1..=4)
+        .map(|i| format!("l2-{i}"))
+        .chain((1..=2).map(|i| format!("bgp-{i}")));
+    names
+        .map(|n| {
+            let ips = lab.service_ips("default", &n);
+            (n, ips)
+        })
+        .collect()
+}
+
+/// GoBGP's next hops for every prefix, asked with the `gobgp` CLI in
+/// the router's namespace (no handle: a sampling thread can use it).
+fn gobgp_cli_hops(ns: &Netns, prefixes: &[String]) -> Vec<Vec<String>> {
+    let out = ns.exec(
+        "gobgp",
+        &["-p", "50051", "-j", "global", "rib", "-a", "ipv4"],
+        ferrolb_e2e::netns::COMMAND_TIMEOUT,
+    );
+    let rib: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    prefixes
+        .iter()
+        .map(|prefix| {
+            let mut hops: Vec<String> = rib[prefix.as_str()]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    p["attrs"].as_array()?.iter().find(|a| a["type"] == 3)?["nexthop"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect();
+            hops.sort();
+            hops
+        })
+        .collect()
+}
+
+/// Whether the API server answers `/readyz` (as `restart.sh` asks: curl
+/// with the admin certificate, from the `api` namespace, 2 s at most).
+fn api_ready(ns: &Netns, state: &std::path::Path) -> bool {
+    let env = std::fs::read_to_string(state.join("env")).unwrap_or_default();
+    let url = env
+        .lines()
+        .find_map(|l| l.strip_prefix("APISERVER_URL="))
+        .expect("APISERVER_URL in the control plane's env file");
+    let pki = |f: &str| {
+        state
+            .join("pki")
+            .join(f)
+            .to_str()
+            .expect("utf-8")
+            .to_owned()
+    };
+    ns.exec(
+        "curl",
+        &[
+            "-fsS",
+            "--max-time",
+            "2",
+            "--cacert",
+            &pki("ca.crt"),
+            "--cert",
+            &pki("admin.crt"),
+            "--key",
+            &pki("admin.key"),
+            &format!("{url}/readyz"),
+        ],
+        Duration::from_secs(5),
+    )
+    .status
+    .success()
+}
+
+/// The pid of the running `name` of the control plane (its `pids` file).
+fn control_plane_pid(state: &std::path::Path, name: &str) -> libc::pid_t {
+    std::fs::read_to_string(state.join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix(&format!("{name} ")))
+        .find_map(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {}/pids", state.display()))
+}
+
+/// Whether process `pid` exists.
+fn alive(pid: libc::pid_t) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// Waits (bounded) until every layer-2 IP is answered by exactly one MAC,
+/// that of the node its ServiceL2Status names, and every prefix has the
+/// three nodes as next hops.
+fn cluster_settled(
+    lab: &Cluster<'_>,
+    l2: &[(String, String)],
+    bgp: &[String],
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    let router = &lab.net().net.router.ns;
+    let all = hops_except(None);
+    let mut last = String::new();
+    let done = wait_until(SETTLE_BOUND, || {
+        let mut wrong = Vec::new();
+        for (service, ip) in l2 {
+            let macs = answers(&lab.net().net, ip);
+            let status = lab.l2_status_nodes(service);
+            let one = macs.len() == 1
+                && status.len() == 1
+                && cluster_lab::mac_of(&status[0])
+                    .eq_ignore_ascii_case(&macs.first().expect("one").to_string());
+            if !one {
+                wrong.push(format!("{ip}: answered by {macs:?}, status {status:?}"));
+            }
+        }
+        for (prefix, hops) in bgp.iter().zip(gobgp_cli_hops(router, bgp)) {
+            if hops != all {
+                wrong.push(format!("{prefix}: next hops {hops:?}"));
+            }
+        }
+        last = wrong.join("; ");
+        wrong.is_empty().then(|| start.elapsed())
+    });
+    done.ok_or(last)
+}
+
+#[test]
+fn api_server_restart() {
+    let Some(net) = cluster_lab::network(GOBGP_TOOLS) else {
+        return;
+    };
+    let mut lab = Cluster::start(&net, &cluster_objects(), Router::GoBgp);
+    let before = cluster_ips(&lab);
+    let l2: Vec<(String, String)> = before
+        .iter()
+        .filter(|(n, _)| n.starts_with("l2-"))
+        .flat_map(|(n, ips)| ips.iter().map(move |ip| (n.clone(), ip.clone())))
+        .collect();
+    let bgp: Vec<String> = before
+        .iter()
+        .filter(|(n, _)| n.starts_with("bgp-"))
+        .flat_map(|(_, ips)| ips.iter().map(|ip| format!("{ip}/32")))
+        .collect();
+    assert_eq!((l2.len(), bgp.len()), (4, 2), "{before:?}");
+    let settled = cluster_settled(&lab, &l2, &bgp)
+        .unwrap_or_else(|e| panic!("the cluster lab did not settle: {e}\n{}", lab.logs()));
+    println!(
+        "cluster lab settled {} ms after the start",
+        settled.as_millis()
+    );
+
+    let router = &net.net.router.ns;
+    let restart_script =
+        ferrolb_e2e::control_plane::workspace_root().join("tests/apiserver/restart.sh");
+    let state = lab.cp().state_dir().to_path_buf();
+    let all = hops_except(None);
+
+    // Two restarts of etcd and the API server: the first left alone, the
+    // second with an owner's speaker killed while the API server is down.
+    for round in ["restart alone", "restart with a kill -9"] {
+        let killing = round != "restart alone";
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let apiserver = control_plane_pid(&state, "kube-apiserver");
+        // The IP whose owner dies (asked while the API server is up).
+        let target: Option<(&str, String)> = killing.then(|| {
+            let (service, ip) = l2[0].clone();
+            let owners = lab.l2_status_nodes(&service);
+            let owner = NODES
+                .iter()
+                .find(|n| owners == [n.name])
+                .unwrap_or_else(|| panic!("{service}: ServiceL2Status nodes {owners:?}"))
+                .name;
+            (owner, ip)
+        });
+        let started = Instant::now();
+        let mut kill: Option<(Duration, &str, String, Duration, bool)> = None;
+        // Layer-2 answers that were not exactly one MAC while the control
+        // plane restarted (asked only in the round without a kill).
+        let (mut asked, mut odd) = (0usize, Vec::new());
+        let (samples, restart) = std::thread::scope(|scope| {
+            let sampler = scope.spawn(|| {
+                let mut samples = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && started.elapsed() < 4 * FAULT_BOUND
+                {
+                    samples.push((started.elapsed(), gobgp_cli_hops(router, &bgp)));
+                    std::thread::sleep(FIB_POLL);
+                }
+                samples
+            });
+            let restarter = scope.spawn(|| {
+                let out = ferrolb_e2e::netns::run_with_timeout(
+                    net.api
+                        .ns
+                        .command(&restart_script)
+                        .arg(&state)
+                        .args(["etcd", "kube-apiserver"]),
+                    Duration::from_secs(90),
+                );
+                (started.elapsed(), out)
+            });
+            if killing {
+                // The API server's process is gone (restart.sh stopped it
+                // and has not started the next), then an owner's speaker
+                // dies.
+                let down = wait_until(FAULT_BOUND, || (!alive(apiserver)).then_some(()));
+                assert!(down.is_some(), "the API server never stopped");
+                let (owner, ip) = target.clone().expect("chosen before the restart");
+                let owner_mac: MacAddr = cluster_lab::mac_of(owner).parse().expect("MAC");
+                let at = started.elapsed();
+                lab.speaker(owner).kill();
+                let moved = wait_until(FAULT_BOUND, || {
+                    let macs = answers(&net.net, &ip);
+                    (macs.len() == 1 && !macs.contains(&owner_mac)).then(|| started.elapsed() - at)
+                });
+                let moved = moved.unwrap_or_else(|| {
+                    panic!(
+                        "{ip} did not move off {owner} (killed while the API server was down)\n{}",
+                        lab.logs()
+                    )
+                });
+                let still_down = !api_ready(&net.api.ns, &state);
+                kill = Some((at, owner, ip, moved, still_down));
+            } else {
+                while !restarter.is_finished() {
+                    for (_, ip) in &l2 {
+                        let macs = answers(&net.net, ip);
+                        asked += 1;
+                        if macs.len() != 1 {
+                            odd.push((started.elapsed(), ip.clone(), macs));
+                        }
+                    }
+                }
+            }
+            let restart = restarter.join().expect("restart.sh");
+            // Samples until the router has every live node's routes again.
+            let live = hops_except(kill.as_ref().map(|k| k.1));
+            let _ = wait_until(FAULT_BOUND, || {
+                gobgp_cli_hops(router, &bgp)
+                    .iter()
+                    .all(|h| *h == live)
+                    .then_some(())
+            });
+            std::thread::sleep(Duration::from_secs(1));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (sampler.join().expect("sampler"), restart)
+        });
+        let (ready_after, out) = restart;
+        assert!(
+            out.status.success(),
+            "restart.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A withdrawal: a node's next hop missing that is not the killed
+        // node's after its kill.
+        let withdrawn: Vec<&(Duration, Vec<Vec<String>>)> = samples
+            .iter()
+            .filter(|(at, hops)| {
+                let want = match &kill {
+                    Some((killed, victim, ..)) if at >= killed => hops_except(Some(victim)),
+                    _ => all.clone(),
+                };
+                hops.iter().any(|h| want.iter().any(|w| !h.contains(w)))
+            })
+            .collect();
+        let now = cluster_ips(&lab);
+        println!(
+            "API server {round}: etcd and kube-apiserver ready again after {} ms; {} samples of GoBGP every {} ms, {} with a live node's route missing; {asked} layer-2 questions during the restart, {} not answered by exactly one MAC; Service IPs {}",
+            ready_after.as_millis(),
+            samples.len(),
+            FIB_POLL.as_millis(),
+            withdrawn.len(),
+            odd.len(),
+            if now == before {
+                "unchanged"
+            } else {
+                "CHANGED"
+            }
+        );
+        if let Some((at, owner, ip, moved, still_down)) = &kill {
+            println!(
+                "  {owner}'s speaker killed {} ms into the restart (API server down): {ip} answered by another node {} ms later; API server still down then: {still_down}",
+                at.as_millis(),
+                moved.as_millis()
+            );
+            assert!(
+                still_down,
+                "the API server was back before the failover finished: the failover was not tested without it"
+            );
+        }
+        assert_eq!(now, before, "a Service changed IP across the {round}");
+        assert!(
+            odd.is_empty(),
+            "{round}: layer-2 IPs not answered by exactly one MAC: {odd:?}\n{}",
+            lab.logs()
+        );
+        assert!(
+            withdrawn.is_empty(),
+            "{round}: GoBGP lost a live node's route: {withdrawn:?}\n{}",
+            lab.logs()
+        );
+        if let Some((_, owner, ..)) = &kill {
+            lab.start_speaker_again(owner);
+        }
+        let settled = cluster_settled(&lab, &l2, &bgp).unwrap_or_else(|e| {
+            panic!(
+                "not converged after the API server's {round}: {e}\n{}",
+                lab.logs()
+            )
+        });
+        println!(
+            "  converged (one answering MAC per IP, the ServiceL2Status owner's; every node's route) {} ms after the check began (API server back{})",
+            settled.as_millis(),
+            if killing {
+                " and the killed speaker started again"
+            } else {
+                ""
+            }
+        );
+    }
 }
