@@ -512,7 +512,7 @@ pub async fn from_cluster(
                     bfd_state: s.bfd_state.clone(),
                     last_transition_time: s.last_transition_time.clone(),
                     last_error: s.message.clone(),
-                    prefixes: None,
+                    prefixes: s.prefixes,
                 },
             );
         }

@@ -311,6 +311,10 @@ pub struct BGPSessionState {
     /// missing password Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How many prefixes the speaker announces to the peer over this
+    /// session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<u64>,
 }
 
 /// BFD timers for BGP sessions that name this profile.
