@@ -147,8 +147,17 @@ fn frr_ebgp_over_ipv4_with_4_octet_asns_and_attributes() {
     );
     assert_eq!(up["internal"], false, "{up}");
 
-    let neighbor = frr.neighbor(NODE_V4);
-    assert_eq!(neighbor["bgpState"], "Established", "{neighbor}");
+    // FRR may reset a session that came up before its address families
+    // were configured ("No AFI/SAFI activated for peer"); both sides then
+    // connect again: wait (bounded) for FRR's view, not one read.
+    let neighbor = wait_until(WAIT, || {
+        let n = frr.neighbor(NODE_V4);
+        (n["bgpState"] == "Established").then_some(n)
+    })
+    .unwrap_or_else(|| {
+        let n = frr.neighbor(NODE_V4);
+        panic!("FRR's session with {} is not Established: {n}", NODE_V4)
+    });
     assert_eq!(neighbor["remoteAs"], NODE_ASN, "{neighbor}");
     assert_eq!(neighbor["localAs"], ROUTER_ASN, "{neighbor}");
     assert_eq!(neighbor["remoteRouterId"], NODE_V4, "{neighbor}");
@@ -236,8 +245,17 @@ fn frr_ebgp_over_ipv6_transport_with_bfd_configured() {
             .contains(ROUTER_V6),
         "{connected}"
     );
-    let neighbor = frr.neighbor(NODE_V6);
-    assert_eq!(neighbor["bgpState"], "Established", "{neighbor}");
+    // FRR may reset a session that came up before its address families
+    // were configured ("No AFI/SAFI activated for peer"); both sides then
+    // connect again: wait (bounded) for FRR's view, not one read.
+    let neighbor = wait_until(WAIT, || {
+        let n = frr.neighbor(NODE_V6);
+        (n["bgpState"] == "Established").then_some(n)
+    })
+    .unwrap_or_else(|| {
+        let n = frr.neighbor(NODE_V6);
+        panic!("FRR's session with {} is not Established: {n}", NODE_V6)
+    });
     assert_eq!(neighbor["remoteAs"], NODE_ASN, "{neighbor}");
 
     wait_rib(&mut frr, "ipv6", &["2001:db8::78/128"], |_| true);
