@@ -25,6 +25,7 @@ pub mod capture;
 pub mod cluster_lab;
 pub mod control_plane;
 pub mod netns;
+pub mod plan_check;
 pub mod readme;
 pub mod routers;
 pub mod speaker;

@@ -11,20 +11,28 @@
 //!   and the plugin on the PATH, as user `alice` (a client certificate)
 //!   bound only to `ferrolb-view`: refused before the binding, then an
 //!   announced layer-2 Service, an announced BGP Service, a pending one, a
-//!   node and a peer.
+//!   node and a peer. Then `plan` (issue #18) in the same cluster, as
+//!   alice: the README's command of its `Plan` section, and three edits
+//!   each planned, applied by the admin and compared with what the
+//!   controller, the speakers and GoBGP then do (a node selector moves a
+//!   layer-2 IP, a deleted BGPAdvertisement withdraws a route, a new pool
+//!   changes one Service's IP and gives a pending one its own).
 //!
 //! Needs root and `ip`, `ping`, `sysctl`, `gobgpd`, `gobgp` (and `etcd`,
 //! `curl`, `openssl` for the cluster); without them the tests print
 //! `SKIPPED: …` (fail when `CI` is set).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use ferrolb_e2e::bgp::wait_until;
 use ferrolb_e2e::cluster_lab::{self, Cluster};
 use ferrolb_e2e::control_plane::workspace_root;
 use ferrolb_e2e::netns::run_with_timeout;
+use ferrolb_e2e::plan_check::{predicted_bgp, predicted_ips, predicted_layer2};
 use ferrolb_e2e::speaker::plugin_binary;
 use ferrolb_e2e::speaker_lab::{self, GOBGP_TOOLS, Network, Router, SpeakerLab, assigned};
 use serde_json::Value;
@@ -186,14 +194,15 @@ fn explain_the_standalone_lab() {
     assert!(node.contains("membership: running on UDP"), "{node}");
 }
 
-/// The README's `not-run=explain-cluster` block of the `Explain` section: each
-/// command with the exit code its comment gives (`# exit N`; 0 without).
-fn readme_cluster_commands() -> Vec<(String, i32)> {
+/// The README's `not-run=explain-cluster` block of the section whose title
+/// starts with `title` (`Explain: `, `Plan: `): each command with the exit
+/// code its comment gives (`# exit N`; 0 without).
+fn readme_cluster_commands(title: &str) -> Vec<(String, i32)> {
     let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
     let section = readme
         .split("\n## ")
-        .find(|s| s.starts_with("Explain: "))
-        .expect("README section `Explain: …`");
+        .find(|s| s.starts_with(title))
+        .unwrap_or_else(|| panic!("README section `{title}…`"));
     let block = section
         .split("```sh not-run=explain-cluster\n")
         .nth(1)
@@ -215,8 +224,15 @@ fn readme_cluster_commands() -> Vec<(String, i32)> {
 }
 
 #[test]
-fn explain_in_a_cluster_as_a_ferrolb_view_user() {
-    let commands = readme_cluster_commands();
+fn explain_and_plan_in_a_cluster_as_a_ferrolb_view_user() {
+    let commands = readme_cluster_commands("Explain: ");
+    let plan_commands = readme_cluster_commands("Plan: ");
+    assert!(
+        plan_commands
+            .iter()
+            .any(|(c, _)| c.starts_with("kubectl ferrolb plan -f ")),
+        "{plan_commands:?}"
+    );
     assert!(
         commands
             .iter()
@@ -228,7 +244,7 @@ fn explain_in_a_cluster_as_a_ferrolb_view_user() {
     let Some(net) = cluster_lab::network(&extra) else {
         return;
     };
-    let lab = Cluster::start(&net, &format!("{CONFIG}---\n{SERVICES}"), Router::GoBgp);
+    let mut lab = Cluster::start(&net, &format!("{CONFIG}---\n{SERVICES}"), Router::GoBgp);
     lab.cp().apply(TYPO);
     let web_ip = lab.single_v4("web");
     let owner = lab
@@ -245,16 +261,21 @@ fn explain_in_a_cluster_as_a_ferrolb_view_user() {
         std::env::var("PATH").unwrap_or_default()
     );
     let alice = lab.cp().user_kubeconfig("alice");
-    let as_alice = |command: &str| -> (i32, String) {
-        let out = run_with_timeout(
+    // In the repository's root, where the README's paths lead.
+    let alice_runs = |command: &str| -> Output {
+        run_with_timeout(
             net.api
                 .ns
                 .command("sh")
                 .args(["-c", command])
+                .current_dir(workspace_root())
                 .env("PATH", &path)
                 .env("KUBECONFIG", &alice),
             Duration::from_secs(60),
-        );
+        )
+    };
+    let as_alice = |command: &str| -> (i32, String) {
+        let out = alice_runs(command);
         (
             out.status.code().unwrap_or(-1),
             format!(
@@ -345,4 +366,212 @@ fn explain_in_a_cluster_as_a_ferrolb_view_user() {
         ["Established", "Established", "Established"],
         "{peer}"
     );
+
+    plan_in_the_cluster(&mut lab, &plan_commands, &as_alice, &alice_runs, owner);
+}
+
+/// The Services of the cluster lab.
+const LAB_SERVICES: [&str; 3] = ["web", "routed", "typo"];
+/// The BGP pool's one prefix.
+const ROUTED: &str = "203.0.113.200/32";
+
+/// What the daemons of the cluster lab do, as the client and the router
+/// see it: each Service's IPs (its status), the node that answers ARP for
+/// each layer-2 IP (the client's neighbour entry after a ping, agreeing
+/// with the ServiceL2Status objects), and the nodes whose route to
+/// [`ROUTED`] the router has (GoBGP's RIB).
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    ips: BTreeMap<String, BTreeSet<IpAddr>>,
+    l2: BTreeMap<IpAddr, BTreeSet<String>>,
+    bgp: BTreeMap<(String, String, String), ()>,
+}
+
+fn lab_ips(lab: &Cluster<'_>) -> BTreeMap<String, BTreeSet<IpAddr>> {
+    LAB_SERVICES
+        .iter()
+        .map(|s| {
+            let ips = lab
+                .service_ips("default", s)
+                .iter()
+                .map(|ip| ip.parse().expect("an IP in the status"))
+                .collect();
+            (format!("default/{s}"), ips)
+        })
+        .collect()
+}
+
+fn lab_routes(lab: &mut Cluster<'_>) -> BTreeMap<(String, String, String), ()> {
+    lab.next_hops(ROUTED)
+        .iter()
+        .map(|hop| {
+            let node = speaker_lab::NODES
+                .iter()
+                .find(|n| n.v4 == hop)
+                .unwrap_or_else(|| panic!("next hop {hop} is no node"));
+            (
+                (
+                    ROUTED.to_string(),
+                    node.name.to_string(),
+                    "router".to_string(),
+                ),
+                (),
+            )
+        })
+        .collect()
+}
+
+/// Waits for the state `want` (bounded): the IPs first, then each layer-2
+/// owner (a new IP is put on the nodes' `lo` so that the client's ping is
+/// answered), then the router's routes. The state seen, whether or not it
+/// is `want`.
+fn seen(lab: &mut Cluster<'_>, served: &mut BTreeSet<IpAddr>, want: Option<&Seen>) -> Seen {
+    let ips = match want {
+        Some(w) => wait_until(SETTLE, || {
+            let now = lab_ips(lab);
+            (now == w.ips).then_some(now)
+        })
+        .unwrap_or_else(|| lab_ips(lab)),
+        None => lab_ips(lab),
+    };
+    let mut l2 = BTreeMap::new();
+    for (service, addrs) in &ips {
+        let name = service.trim_start_matches("default/");
+        for ip in addrs
+            .iter()
+            .filter(|ip| ip.to_string().starts_with("198.51.100."))
+        {
+            if served.insert(*ip) {
+                lab.serve(&ip.to_string());
+            }
+            let owner = lab
+                .settled_owner(name, &ip.to_string())
+                .map_or_else(|| "no single owner".to_string(), str::to_string);
+            l2.insert(*ip, BTreeSet::from([owner]));
+        }
+    }
+    let bgp = match want {
+        Some(w) => wait_until(SETTLE, || {
+            let now = lab_routes(lab);
+            (now == w.bgp).then_some(now)
+        })
+        .unwrap_or_else(|| lab_routes(lab)),
+        None => lab_routes(lab),
+    };
+    Seen { ips, l2, bgp }
+}
+
+/// `plan` in the cluster, as alice (bound only to `ferrolb-view`): the
+/// README's `not-run=explain-cluster` block of its `Plan` section with its
+/// exit codes, then three edits, each planned (`-o json`), applied by the
+/// cluster admin and compared with what the controller, the speakers and
+/// the router then do: layer 2 moved to another node by a node selector,
+/// a BGPAdvertisement deleted, and the README's example pool (every IP
+/// changes, the pending Service gets its requested IP).
+fn plan_in_the_cluster(
+    lab: &mut Cluster<'_>,
+    readme: &[(String, i32)],
+    as_alice: &dyn Fn(&str) -> (i32, String),
+    alice_runs: &dyn Fn(&str) -> Output,
+    owner: &str,
+) {
+    // As a cluster labels its Nodes.
+    for n in speaker_lab::NODES {
+        lab.cp().ok(&[
+            "label",
+            "node",
+            n.name,
+            "--overwrite",
+            &format!("kubernetes.io/hostname={}", n.name),
+        ]);
+    }
+    for (command, want) in readme {
+        let (code, out) = as_alice(command);
+        println!("$ {command}\n{out}");
+        assert_eq!(code, *want, "`{command}`:\n{out}");
+        assert!(
+            out.contains("Plan over the cluster (FerroLB namespace ferrolb-system)"),
+            "{out}"
+        );
+        if command.contains("deploy/examples/l2-ipv4.yaml") {
+            assert!(out.contains("default/web changes "), "{out}");
+        }
+    }
+
+    let other = speaker_lab::NODES
+        .iter()
+        .map(|n| n.name)
+        .find(|n| *n != owner)
+        .unwrap();
+    let edits_dir = tempfile::tempdir().unwrap();
+    let selector = edits_dir.path().join("l2-on-other-node.yaml");
+    std::fs::write(
+        &selector,
+        format!(
+            "apiVersion: ferrolb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: lan, namespace: ferrolb-system}}\nspec:\n  ipAddressPools: [lan]\n  nodeSelectors:\n    - matchLabels: {{kubernetes.io/hostname: {other}}}\n"
+        ),
+    )
+    .unwrap();
+    let example = workspace_root().join("deploy/examples/l2-ipv4.yaml");
+    // (what, plan arguments, how the admin applies it, plan's exit code)
+    let edits: [(&str, String, Vec<String>, i32); 3] = [
+        (
+            "node selector",
+            format!("-f {}", selector.display()),
+            vec!["apply".into(), "-f".into(), selector.display().to_string()],
+            0,
+        ),
+        (
+            "delete the BGPAdvertisement",
+            "--delete BGPAdvertisement/routed".into(),
+            [
+                "-n",
+                "ferrolb-system",
+                "delete",
+                "bgpadvertisement",
+                "routed",
+            ]
+            .map(String::from)
+            .to_vec(),
+            0,
+        ),
+        (
+            "the README's example pool",
+            format!("-f {}", example.display()),
+            vec!["apply".into(), "-f".into(), example.display().to_string()],
+            4,
+        ),
+    ];
+    let mut served: BTreeSet<IpAddr> = lab_ips(lab).into_values().flatten().collect();
+    for (what, args, apply, exit) in edits {
+        let before = seen(lab, &mut served, None);
+        let command = format!("kubectl ferrolb plan {args} -o json");
+        let out = alice_runs(&command);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let plan: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "{what}: `{command}` is not JSON ({e}):\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert_eq!(out.status.code(), Some(exit), "{what}: {plan:#}");
+        assert_eq!(plan["exitCode"], exit, "{what}");
+        assert_eq!(plan["anyChange"], true, "{what}: {plan:#}");
+        let want = Seen {
+            ips: predicted_ips(&before.ips, &plan),
+            l2: predicted_layer2(&before.l2, &plan),
+            bgp: predicted_bgp(&before.bgp, &plan, |_| ()),
+        };
+        let apply: Vec<&str> = apply.iter().map(String::as_str).collect();
+        lab.cp().ok(&apply);
+        let after = seen(lab, &mut served, Some(&want));
+        assert_eq!(
+            after,
+            want,
+            "{what}: the daemons did (left) not what the plan said (right); before: {before:#?}\nplan: {plan:#}\n{}",
+            lab.logs()
+        );
+        assert_ne!(before, after, "{what}: nothing changed");
+        println!("ok: {what}: {before:?} -> {after:?}");
+    }
 }

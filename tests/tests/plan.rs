@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ferrolb_e2e::control_plane::workspace_root;
+use ferrolb_e2e::plan_check::{predicted_bgp, predicted_ips, predicted_layer2};
 use ferrolb_e2e::readme;
 use ferrolb_e2e::speaker::{controller_binary, plugin_binary};
 use ferrolb_speaker::desired::{Inputs, decide};
@@ -193,85 +194,12 @@ fn attrs_of_json(v: &Value) -> String {
     )
 }
 
-fn ips_of(v: &Value) -> BTreeSet<IpAddr> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .map(|i| i.as_str().unwrap().parse().unwrap())
-        .collect()
-}
-
-/// The IPs before with the plan's Service changes applied.
-fn predicted_ips(
-    before: &BTreeMap<String, BTreeSet<IpAddr>>,
-    plan: &Value,
-) -> BTreeMap<String, BTreeSet<IpAddr>> {
-    let mut out = before.clone();
-    let s = &plan["services"];
-    for l in s["lose"].as_array().unwrap() {
-        out.insert(l["service"].as_str().unwrap().into(), BTreeSet::new());
-    }
-    for c in s["change"].as_array().unwrap() {
-        out.insert(
-            c["service"].as_str().unwrap().into(),
-            ips_of(&c["after"]["ips"]),
-        );
-    }
-    for g in s["get"].as_array().unwrap() {
-        out.insert(g["service"].as_str().unwrap().into(), ips_of(&g["ips"]));
-    }
-    for p in s["newPending"].as_array().unwrap() {
-        out.insert(p["service"].as_str().unwrap().into(), BTreeSet::new());
-    }
-    out
-}
-
 /// The announcements before with the plan's changes applied.
 fn predicted_announcements(before: &Announced, plan: &Value) -> Announced {
-    let mut l2 = before.l2.clone();
-    for c in plan["layer2"].as_array().unwrap() {
-        let ip: IpAddr = c["ip"].as_str().unwrap().parse().unwrap();
-        let from: BTreeSet<String> = c["from"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n.as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(
-            l2.get(&ip).cloned().unwrap_or_default(),
-            from,
-            "the plan's owners of {ip} now"
-        );
-        let to: BTreeSet<String> = c["to"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n.as_str().unwrap().to_string())
-            .collect();
-        if to.is_empty() {
-            l2.remove(&ip);
-        } else {
-            l2.insert(ip, to);
-        }
+    Announced {
+        l2: predicted_layer2(&before.l2, plan),
+        bgp: predicted_bgp(&before.bgp, plan, attrs_of_json),
     }
-    let mut bgp = before.bgp.clone();
-    for c in plan["bgp"].as_array().unwrap() {
-        let key = (
-            c["prefix"].as_str().unwrap().to_string(),
-            c["node"].as_str().unwrap().to_string(),
-            c["peer"].as_str().unwrap().to_string(),
-        );
-        match c["change"].as_str().unwrap() {
-            "withdrawn" => {
-                assert!(bgp.remove(&key).is_some(), "{key:?} is not sent now");
-            }
-            "added" | "attributes" => {
-                bgp.insert(key, attrs_of_json(&c["after"]));
-            }
-            other => panic!("change {other}"),
-        }
-    }
-    Announced { l2, bgp }
 }
 
 /// One edit of the demo's configuration.

@@ -84,7 +84,7 @@ pub const NOT_RUN: &[(&str, &str)] = &[
     ),
     (
         "explain-cluster",
-        "needs a cluster: tests/tests/explain_lab.rs runs these commands as written against a v1.20 API server, as a user bound only to ferrolb-view",
+        "needs a cluster: tests/tests/explain_lab.rs runs these commands as written against a v1.20 API server with the real daemons, as a user bound only to ferrolb-view",
     ),
     (
         "test-command",
