@@ -123,7 +123,9 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// A configuration with the usual defaults: hold time 90 s, ConnectRetry
-    /// 1 s doubling to 120 s, IPv4 and IPv6 unicast, route refresh, enhanced
+    /// 1 s doubling to 30 s (a peer that comes back after a long outage is
+    /// tried again within 30 s, not the 120 s of RFC 4271's suggested
+    /// ConnectRetryTime), IPv4 and IPv6 unicast, route refresh, enhanced
     /// route refresh, extended next hop and graceful restart advertised,
     /// 100 000 stored prefixes at most.
     pub fn new(local_asn: u32, router_id: Ipv4Addr, peer_as: PeerAs) -> Self {
@@ -135,7 +137,7 @@ impl SessionConfig {
             keepalive_time: None,
             passive: false,
             connect_retry_initial: Duration::from_secs(1),
-            connect_retry_max: Duration::from_secs(120),
+            connect_retry_max: Duration::from_secs(30),
             jitter_seed: 0,
             delay_open: None,
             open_hold_time: Duration::from_secs(240),

@@ -740,6 +740,36 @@ fn connect_retry_backs_off_with_bounded_jitter() {
     assert_eq!(net.a.connect_failures(), 0);
 }
 
+/// With the default configuration, a peer that refuses connections for
+/// ten minutes is tried at least every 30 s, so once it is back the
+/// session comes up within about 30 s, not the 120 s RFC 4271 suggests.
+#[test]
+fn default_connect_retry_is_capped_at_thirty_seconds() {
+    let (a, b) = ebgp();
+    assert_eq!(a.connect_retry_max, secs(30));
+    let mut net = Net::new(a, b);
+    net.reachable = false;
+    net.start();
+    net.advance(secs(600));
+    let times: Vec<Duration> = net
+        .log_a
+        .iter()
+        .filter(|(_, a)| *a == Action::Connect)
+        .map(|(t, _)| *t)
+        .collect();
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.len() > 20, "{gaps:?}");
+    assert!(gaps.iter().all(|g| *g <= secs(30)), "{gaps:?}");
+    // It did back off to the cap: the last gaps are jittered 30 s.
+    assert!(
+        gaps.iter().rev().take(5).all(|g| *g >= secs(22)),
+        "{gaps:?}"
+    );
+    net.reachable = true;
+    net.advance(secs(31));
+    assert!(net.established());
+}
+
 #[test]
 fn delay_open_waits_for_the_timer_or_the_peer() {
     let (mut a, mut b) = ebgp();

@@ -21,6 +21,16 @@ use crate::allocator::{
 /// The field manager FerroLB writes as.
 pub const MANAGER: &str = "ferrolb-controller";
 
+/// Parameters of the controller's merge PATCHes: named as its field
+/// manager, so that `managedFields` and audit logs say who wrote (without
+/// one the API server records "unknown").
+fn merge_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.to_string()),
+        ..PatchParams::default()
+    }
+}
+
 /// Merge patch for `status.loadBalancer.ingress` (the list is replaced whole;
 /// empty clears it).
 pub fn status_patch(ips: &[IpAddr]) -> Value {
@@ -46,8 +56,9 @@ pub fn pool_status_patch(status: &IPAddressPoolStatus) -> Value {
 /// Merge patch for the status subresource that writes a Service's whole
 /// outcome in one request: `status.loadBalancer.ingress` and the pool
 /// annotation. The Service status subresource keeps metadata changes (it
-/// resets only `spec`; checked against the v1.20 test server: annotation set
-/// and removed through `/status`), so one write suffices where two were sent,
+/// resets only `spec`; checked against the v1.20 test server, and by hand
+/// against v1.36.2: annotation set and removed through `/status`), so one
+/// write suffices where two were sent,
 /// and the IPs and the pool they come from change together.
 pub fn service_patch(ips: &[IpAddr], pool: Option<&str>) -> Value {
     let mut patch = status_patch(ips);
@@ -61,7 +72,7 @@ pub async fn write_service(client: &Client, outcome: &ServiceOutcome) -> Result<
     let api: Api<Service> = Api::namespaced(client.clone(), &outcome.service.namespace);
     api.patch_status(
         &outcome.service.name,
-        &PatchParams::default(),
+        &merge_params(),
         &Patch::Merge(service_patch(&outcome.ips, outcome.pool.as_deref())),
     )
     .await?;
@@ -214,7 +225,7 @@ pub async fn write_pool_status(
     let api: Api<IPAddressPool> = Api::namespaced(client.clone(), ns);
     api.patch_status(
         pool.metadata.name.as_deref().unwrap_or_default(),
-        &PatchParams::default(),
+        &merge_params(),
         &Patch::Merge(pool_status_patch(status)),
     )
     .await?;
@@ -290,7 +301,7 @@ where
     let patch = json!({"status": {"conditions": [condition]}});
     api.patch_status(
         obj.meta().name.as_deref().unwrap_or_default(),
-        &PatchParams::default(),
+        &merge_params(),
         &Patch::Merge(patch),
     )
     .await?;
@@ -429,7 +440,10 @@ mod tests {
         let seen = server.await.unwrap();
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].0, "PATCH");
-        assert_eq!(seen[0].1, "/api/v1/namespaces/shop/services/web/status?");
+        assert_eq!(
+            seen[0].1,
+            "/api/v1/namespaces/shop/services/web/status?&fieldManager=ferrolb-controller"
+        );
         assert_eq!(seen[0].2, "application/merge-patch+json");
         assert_eq!(
             seen[0].3,
@@ -511,7 +525,7 @@ mod tests {
         assert_eq!(method, "PATCH");
         assert_eq!(
             uri,
-            "/apis/ferrolb.io/v1beta1/namespaces/ferrolb-system/ipaddresspools/lan/status?"
+            "/apis/ferrolb.io/v1beta1/namespaces/ferrolb-system/ipaddresspools/lan/status?&fieldManager=ferrolb-controller"
         );
         assert_eq!(body["status"]["availableIPv6"], "18446744073709551616");
         // Same counts already shown: no request at all (the mock would hang otherwise).

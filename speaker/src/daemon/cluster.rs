@@ -708,6 +708,12 @@ async fn write_peer_session(
     session: Value,
 ) -> Result<(), kube::Error> {
     let api: Api<BGPPeer> = Api::namespaced(client.clone(), &opts.namespace);
+    // Named as the other writes of this speaker are (else "unknown" in
+    // managedFields and audit logs).
+    let params = PatchParams {
+        field_manager: Some(format!("ferrolb-speaker-{}", opts.node)),
+        ..PatchParams::default()
+    };
     let mut last = None;
     for _ in 0..3 {
         let Some(current) = api.get_opt(peer).await? else {
@@ -730,10 +736,7 @@ async fn write_peer_session(
             "metadata": {"resourceVersion": current.metadata.resource_version},
             "status": {"sessions": sessions},
         });
-        match api
-            .patch_status(peer, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        match api.patch_status(peer, &params, &Patch::Merge(&patch)).await {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(e)) if e.code == 409 => last = Some(kube::Error::Api(e)),
             Err(e) => return Err(e),
