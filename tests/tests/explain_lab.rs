@@ -426,14 +426,7 @@ fn lab_routes(lab: &mut Cluster<'_>) -> BTreeMap<(String, String, String), ()> {
 /// answered), then the router's routes. The state seen, whether or not it
 /// is `want`.
 fn seen(lab: &mut Cluster<'_>, served: &mut BTreeSet<IpAddr>, want: Option<&Seen>) -> Seen {
-    let ips = match want {
-        Some(w) => wait_until(SETTLE, || {
-            let now = lab_ips(lab);
-            (now == w.ips).then_some(now)
-        })
-        .unwrap_or_else(|| lab_ips(lab)),
-        None => lab_ips(lab),
-    };
+    let ips = settle(want.map(|w| &w.ips), || lab_ips(lab));
     let mut l2 = BTreeMap::new();
     for (service, addrs) in &ips {
         let name = service.trim_start_matches("default/");
@@ -450,15 +443,24 @@ fn seen(lab: &mut Cluster<'_>, served: &mut BTreeSet<IpAddr>, want: Option<&Seen
             l2.insert(*ip, BTreeSet::from([owner]));
         }
     }
-    let bgp = match want {
-        Some(w) => wait_until(SETTLE, || {
-            let now = lab_routes(lab);
-            (now == w.bgp).then_some(now)
-        })
-        .unwrap_or_else(|| lab_routes(lab)),
-        None => lab_routes(lab),
-    };
+    let bgp = settle(want.map(|w| &w.bgp), || lab_routes(lab));
     Seen { ips, l2, bgp }
+}
+
+/// `read()` once it equals `want` (waiting at most [`SETTLE`]), or the
+/// last reading; with no `want`, one reading.
+fn settle<T: PartialEq>(want: Option<&T>, mut read: impl FnMut() -> T) -> T {
+    let Some(want) = want else {
+        return read();
+    };
+    let mut last = None;
+    wait_until(SETTLE, || {
+        let now = read();
+        let done = now == *want;
+        last = Some(now);
+        done.then_some(())
+    });
+    last.unwrap_or_else(read)
 }
 
 /// `plan` in the cluster, as alice (bound only to `ferrolb-view`): the

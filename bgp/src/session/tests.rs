@@ -708,6 +708,15 @@ fn hold_timer_expiry_sends_4_0() {
     assert!(net.established());
 }
 
+/// When side A tried to connect.
+fn connect_times(net: &Net) -> Vec<Duration> {
+    net.log_a
+        .iter()
+        .filter(|(_, a)| *a == Action::Connect)
+        .map(|(t, _)| *t)
+        .collect()
+}
+
 #[test]
 fn connect_retry_backs_off_with_bounded_jitter() {
     let (mut a, b) = ebgp();
@@ -717,12 +726,7 @@ fn connect_retry_backs_off_with_bounded_jitter() {
     net.reachable = false;
     net.start();
     net.advance(secs(200));
-    let times: Vec<Duration> = net
-        .log_a
-        .iter()
-        .filter(|(_, a)| *a == Action::Connect)
-        .map(|(t, _)| *t)
-        .collect();
+    let times = connect_times(&net);
     assert!(times.len() > 8);
     for (n, w) in times.windows(2).enumerate() {
         let base = secs(1u64 << n.min(4));
@@ -751,13 +755,10 @@ fn default_connect_retry_is_capped_at_thirty_seconds() {
     net.reachable = false;
     net.start();
     net.advance(secs(600));
-    let times: Vec<Duration> = net
-        .log_a
-        .iter()
-        .filter(|(_, a)| *a == Action::Connect)
-        .map(|(t, _)| *t)
+    let gaps: Vec<Duration> = connect_times(&net)
+        .windows(2)
+        .map(|w| w[1] - w[0])
         .collect();
-    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.len() > 20, "{gaps:?}");
     assert!(gaps.iter().all(|g| *g <= secs(30)), "{gaps:?}");
     // It did back off to the cap: the last gaps are jittered 30 s.
