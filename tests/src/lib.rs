@@ -9,6 +9,9 @@
 //!   inside the lab, the controller and speakers watching it).
 //! - [`control_plane`]: a throw-away Kubernetes v1.20 control plane
 //!   (`tests/apiserver/`), in the test's namespace or a lab's, and kubectl.
+//! - [`lab_routes`]: what a speaker lab's router learnt (next hops as
+//!   nodes, bounded waits on them and on FRR's BFD peers), for the
+//!   standalone and the cluster-mode lab alike.
 //! - [`readme`]: the README's fenced blocks, run as the docs harness runs
 //!   them.
 //! - [`netns`]: network-namespace labs (bridge, hosts, commands inside
@@ -24,6 +27,7 @@ pub mod bgp;
 pub mod capture;
 pub mod cluster_lab;
 pub mod control_plane;
+pub mod lab_routes;
 pub mod netns;
 pub mod plan_check;
 pub mod readme;

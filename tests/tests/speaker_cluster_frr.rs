@@ -46,22 +46,27 @@ use std::time::{Duration, Instant};
 
 use ferrolb_e2e::bgp::{sample_for, wait_until};
 use ferrolb_e2e::cluster_lab::{self, Cluster, SETTLE, endpoint_slice_v1beta1, mac_of};
+use ferrolb_e2e::lab_routes::{hops_of, time_until, wait_bfd_peer_up, wait_hops, wait_zebra_hops};
 use ferrolb_e2e::routers::{BfdTimers, Frr};
 use ferrolb_e2e::speaker_lab::{CLIENT_MAC, NODES, Router, frr_config, greeting, wait_moved};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// BFD interval (both sides, both directions), milliseconds.
 const BFD_INTERVAL_MS: u32 = 100;
 /// BFD detection multiplier.
 const BFD_MULTIPLIER: u8 = 3;
+/// FRR's BFD timers and the BFDProfile's, from the two above.
+const BFD_TIMERS: BfdTimers = BfdTimers {
+    receive_ms: BFD_INTERVAL_MS,
+    transmit_ms: BFD_INTERVAL_MS,
+    detect_multiplier: BFD_MULTIPLIER,
+};
 /// The BGPPeer's hold time, seconds: well above BFD's detection time, so
 /// that a withdrawal within [`WITHDRAWAL_BOUND`] is BFD's doing.
 const HOLD_TIME: u64 = 9;
 /// Bound of the wait for the withdrawal after the link cut (the hold time
 /// of the standalone link-cut tests; a third of this one's).
 const WITHDRAWAL_BOUND: Duration = Duration::from_secs(3);
-/// How often FRR is polled while a withdrawal is timed.
-const POLL: Duration = Duration::from_millis(20);
 
 /// Pools, advertisements (a Community alias for the large community), the
 /// BGPPeer (with `bfdProfile: fast`, whose BFDProfile the test adds), the
@@ -164,46 +169,6 @@ fn slices(local_l2_node: &str, local_bgp_node: &str) -> String {
     .join("---\n")
 }
 
-/// The IPv4 addresses of `names`, sorted (as [`Cluster::next_hops`] gives
-/// them).
-fn hops_of(names: &[&str]) -> Vec<String> {
-    let mut hops: Vec<String> = NODES
-        .iter()
-        .filter(|n| names.contains(&n.name))
-        .map(|n| n.v4.to_owned())
-        .collect();
-    hops.sort();
-    hops
-}
-
-/// Waits (bounded by [`SETTLE`]) until FRR's next hops for `prefix` are
-/// exactly those of `nodes`; panics with the logs otherwise.
-fn wait_hops(lab: &mut Cluster, prefix: &str, nodes: &[&str]) {
-    let want = hops_of(nodes);
-    if wait_until(SETTLE, || (lab.next_hops(prefix) == want).then_some(())).is_none() {
-        panic!(
-            "{prefix}: FRR's next hops are {:?}, not those of {nodes:?} ({want:?})\npaths: {:?}\n{}",
-            lab.next_hops(prefix),
-            lab.router().frr_paths(prefix),
-            lab.logs()
-        );
-    }
-}
-
-/// Calls `f` every [`POLL`] until it returns true or `bound` has passed
-/// since `since`; the time from `since` when it did.
-fn time_until(since: Instant, bound: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    loop {
-        if f() {
-            return Some(since.elapsed());
-        }
-        if since.elapsed() >= bound {
-            return None;
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
 #[test]
 fn cluster_mode_frr_bfd_local_moves_conflicts_and_link_cut() {
     let tools: Vec<(&str, &str)> = Frr::TOOLS
@@ -214,11 +179,6 @@ fn cluster_mode_frr_bfd_local_moves_conflicts_and_link_cut() {
     let Some(net) = cluster_lab::network(&tools) else {
         return;
     };
-    let timers = BfdTimers {
-        receive_ms: BFD_INTERVAL_MS,
-        transmit_ms: BFD_INTERVAL_MS,
-        detect_multiplier: BFD_MULTIPLIER,
-    };
     // The BGPPeer's BFDProfile `fast`, with FRR's timers.
     let profile = format!(
         "apiVersion: ferrolb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: fast, namespace: ferrolb-system}}\n\
@@ -226,7 +186,7 @@ fn cluster_mode_frr_bfd_local_moves_conflicts_and_link_cut() {
     );
     let objects = format!("{OBJECTS}---\n{profile}---\n{}", slices("node1", "node2"));
     let started = Instant::now();
-    let mut lab = Cluster::start(&net, &objects, Router::Frr(frr_config(Some(timers))));
+    let mut lab = Cluster::start(&net, &objects, Router::Frr(frr_config(Some(BFD_TIMERS))));
     println!("lab up after {} ms", started.elapsed().as_millis());
 
     bgp_from_every_node_local_from_its_node_and_deleted(&mut lab);
@@ -263,23 +223,7 @@ fn bgp_from_every_node_local_from_its_node_and_deleted(lab: &mut Cluster) {
     // ECMP: one multipath set in bgpd, three next hops in zebra's route.
     let multipath = paths.iter().filter(|p| p["multipath"] == true).count();
     assert_eq!(multipath, 3, "not one multipath set: {paths:?}");
-    let mut zebra_hops = Vec::new();
-    let installed = wait_until(SETTLE, || {
-        let route = lab.frr().json(&format!("show ip route {cluster} json"));
-        zebra_hops = route[&cluster][0]["nexthops"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|h| h["active"] == true)
-            .filter_map(|h| h["ip"].as_str().map(str::to_owned))
-            .collect::<Vec<_>>();
-        zebra_hops.sort();
-        (zebra_hops == hops_of(&all)).then_some(())
-    });
-    assert!(
-        installed.is_some(),
-        "zebra's route for {cluster} has next hops {zebra_hops:?}"
-    );
+    let zebra_hops = wait_zebra_hops(lab, &cluster, &all);
 
     // The Local Service: only from node2, its endpoint's node, and it
     // stays so.
@@ -293,23 +237,8 @@ fn bgp_from_every_node_local_from_its_node_and_deleted(lab: &mut Cluster) {
 
     // BFD with the profile's timers on every session: at FRR, and in the
     // BGPPeer's status each speaker writes.
-    let ms = u64::from(BFD_INTERVAL_MS);
     for node in NODES {
-        let mut peer = Value::Null;
-        let up = wait_until(SETTLE, || {
-            peer = lab.frr().bfd_peer(node.v4);
-            (peer["status"] == "up"
-                && peer["remote-receive-interval"] == ms
-                && peer["remote-transmit-interval"] == ms
-                && peer["remote-detect-multiplier"] == u64::from(BFD_MULTIPLIER))
-            .then_some(())
-        });
-        assert!(
-            up.is_some(),
-            "FRR's BFD peer {} not up with the profile's timers: {peer}\n{}",
-            node.v4,
-            lab.logs()
-        );
+        wait_bfd_peer_up(lab, node.v4, BFD_TIMERS);
     }
     let mut sessions = Vec::new();
     let bfd_up = wait_until(SETTLE, || {

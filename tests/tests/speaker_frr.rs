@@ -34,6 +34,7 @@
 use std::time::{Duration, Instant};
 
 use ferrolb_e2e::bgp::{sample_for, wait_until};
+use ferrolb_e2e::lab_routes::{hops_of, time_until, wait_bfd_peer_up, wait_hops, wait_zebra_hops};
 use ferrolb_e2e::routers::{BfdTimers, Frr};
 use ferrolb_e2e::speaker_lab::{
     self, CLIENT_MAC, NODES, Network, Router, SETTLE, SpeakerLab, assigned, frr_config, greeting,
@@ -41,8 +42,6 @@ use ferrolb_e2e::speaker_lab::{
 };
 use serde_json::{Value, json};
 
-/// How often FRR is polled while a withdrawal is timed.
-const POLL: Duration = Duration::from_millis(20);
 /// Bound of the wait for a withdrawal after a link cut.
 const WITHDRAWAL_BOUND: Duration = Duration::from_secs(15);
 /// The BGPPeer's hold time in the link-cut tests, seconds.
@@ -53,6 +52,12 @@ const POLL_MARGIN: Duration = Duration::from_millis(1500);
 const BFD_INTERVAL_MS: u32 = 100;
 /// BFD detection multiplier.
 const BFD_MULTIPLIER: u8 = 3;
+/// FRR's BFD timers and the BFDProfile's, from the two above.
+const BFD_TIMERS: BfdTimers = BfdTimers {
+    receive_ms: BFD_INTERVAL_MS,
+    transmit_ms: BFD_INTERVAL_MS,
+    detect_multiplier: BFD_MULTIPLIER,
+};
 
 /// Pools, advertisements and the membership Secret every test uses; the
 /// BGPPeer comes from [`config`].
@@ -202,11 +207,7 @@ fn network(extra: &[(&'static str, &'static str)]) -> Option<Network> {
 /// when `bfd`), [`config`]`(hold, bfd)`, [`SERVICES`] and the
 /// EndpointSlices (local-bgp on node2, local-l2 on node1).
 fn frr_lab<'n>(net: &'n Network, hold: &str, bfd: bool) -> SpeakerLab<'n> {
-    let timers = bfd.then_some(BfdTimers {
-        receive_ms: BFD_INTERVAL_MS,
-        transmit_ms: BFD_INTERVAL_MS,
-        detect_multiplier: BFD_MULTIPLIER,
-    });
+    let timers = bfd.then_some(BFD_TIMERS);
     let config = config(hold, bfd);
     let slices = endpoint_slices("node2", "node1");
     SpeakerLab::start(
@@ -220,51 +221,11 @@ fn frr_lab<'n>(net: &'n Network, hold: &str, bfd: bool) -> SpeakerLab<'n> {
     )
 }
 
-/// The IPv4 addresses of `names`, sorted (as [`SpeakerLab::next_hops`]
-/// gives them).
-fn hops_of(names: &[&str]) -> Vec<String> {
-    let mut hops: Vec<String> = NODES
-        .iter()
-        .filter(|n| names.contains(&n.name))
-        .map(|n| n.v4.to_owned())
-        .collect();
-    hops.sort();
-    hops
-}
-
 /// The single IPv4 address of Service `name`.
 fn single_v4(lab: &SpeakerLab, name: &str) -> String {
     let ips = assigned(lab.dir(), name);
     assert_eq!(ips.len(), 1, "{name}: {ips:?}");
     ips[0].clone()
-}
-
-/// Waits (bounded by [`SETTLE`]) until FRR's next hops for `prefix` are
-/// exactly those of `nodes`; panics with the logs otherwise.
-fn wait_hops(lab: &mut SpeakerLab, prefix: &str, nodes: &[&str]) {
-    let want = hops_of(nodes);
-    if wait_until(SETTLE, || (lab.next_hops(prefix) == want).then_some(())).is_none() {
-        panic!(
-            "{prefix}: FRR's next hops are {:?}, not those of {nodes:?} ({want:?})\npaths: {:?}\n{}",
-            lab.next_hops(prefix),
-            lab.frr_paths(prefix),
-            lab.logs()
-        );
-    }
-}
-
-/// Calls `f` every [`POLL`] until it returns true or `bound` has passed
-/// since `since`; the time from `since` when it did.
-fn time_until(since: Instant, bound: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    loop {
-        if f() {
-            return Some(since.elapsed());
-        }
-        if since.elapsed() >= bound {
-            return None;
-        }
-        std::thread::sleep(POLL);
-    }
 }
 
 /// A Cluster Service's route arrives from all three nodes: three
@@ -310,23 +271,7 @@ fn frr_cluster_service_from_every_node_with_communities_and_aggregation() {
     // installs the route with three next hops.
     let multipath = paths.iter().filter(|p| p["multipath"] == true).count();
     assert_eq!(multipath, 3, "not one multipath set: {paths:?}");
-    let mut zebra_hops = Vec::new();
-    let installed = wait_until(SETTLE, || {
-        let route = lab.frr().json(&format!("show ip route {cluster} json"));
-        zebra_hops = route[&cluster][0]["nexthops"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|h| h["active"] == true)
-            .filter_map(|h| h["ip"].as_str().map(str::to_owned))
-            .collect::<Vec<_>>();
-        zebra_hops.sort();
-        (zebra_hops == hops_of(&all)).then_some(())
-    });
-    assert!(
-        installed.is_some(),
-        "zebra's route for {cluster} has next hops {zebra_hops:?}"
-    );
+    let zebra_hops = wait_zebra_hops(&mut lab, &cluster, &all);
 
     // The aggregated Service: the /30, from every node, without the first
     // advertisement's communities; no /32 of it.
@@ -522,23 +467,8 @@ fn frr_link_cut_withdrawn_sooner_with_bfd() {
     let mut lab = frr_lab(&net, &format!("{SHORT_HOLD}s"), true);
     let cluster = format!("{}/32", single_v4(&lab, "cluster"));
     wait_hops(&mut lab, &cluster, &["node1", "node2", "node3"]);
-    let ms = u64::from(BFD_INTERVAL_MS);
     for node in NODES {
-        let mut peer = Value::Null;
-        let up = wait_until(SETTLE, || {
-            peer = lab.frr().bfd_peer(node.v4);
-            (peer["status"] == "up"
-                && peer["remote-receive-interval"] == ms
-                && peer["remote-transmit-interval"] == ms
-                && peer["remote-detect-multiplier"] == u64::from(BFD_MULTIPLIER))
-            .then_some(())
-        });
-        assert!(
-            up.is_some(),
-            "FRR's BFD peer {} not up with the profile's timers: {peer}\n{}",
-            node.v4,
-            lab.logs()
-        );
+        wait_bfd_peer_up(&mut lab, node.v4, BFD_TIMERS);
         let bgp_bfd = lab.frr().neighbor(node.v4)["peerBfdInfo"].clone();
         assert_eq!(bgp_bfd["status"], "Up", "{}: {bgp_bfd}", node.name);
     }
