@@ -7,6 +7,8 @@
 //! - [`capture`]: tcpdump captures inside a test namespace.
 //! - [`cluster_lab`]: the speaker lab in cluster mode (a v1.20 API server
 //!   inside the lab, the controller and speakers watching it).
+//! - [`connect_loop`]: a client connecting over TCP in a loop while a
+//!   test changes the lab, counting failed connects and resets.
 //! - [`control_plane`]: a throw-away Kubernetes v1.20 control plane
 //!   (`tests/apiserver/`), in the test's namespace or a lab's, and kubectl.
 //! - [`lab_routes`]: what a speaker lab's router learnt (next hops as
@@ -26,6 +28,7 @@ pub mod answerers;
 pub mod bgp;
 pub mod capture;
 pub mod cluster_lab;
+pub mod connect_loop;
 pub mod control_plane;
 pub mod lab_routes;
 pub mod netns;

@@ -34,6 +34,7 @@
 use std::time::{Duration, Instant};
 
 use ferrolb_e2e::bgp::{sample_for, wait_until};
+use ferrolb_e2e::connect_loop::{ConnectLoop, while_connecting};
 use ferrolb_e2e::lab_routes::{hops_of, time_until, wait_bfd_peer_up, wait_hops, wait_zebra_hops};
 use ferrolb_e2e::routers::{BfdTimers, Frr};
 use ferrolb_e2e::speaker_lab::{
@@ -634,29 +635,13 @@ fn a_drained_node_hands_over_before_it_lets_go() {
         .collect();
     let owner_v4 = NODES.iter().find(|n| n.name == owner).expect("node").v4;
 
-    let stop = std::sync::atomic::AtomicBool::new(false);
     let client = &net.client.ns;
-    let loop_start = Instant::now();
-    let (attempts, failures) = std::thread::scope(|scope| {
-        let looping = scope.spawn(|| {
-            let (mut attempts, mut failures) = (0u32, Vec::new());
-            let started = Instant::now();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < Duration::from_secs(60)
-            {
-                attempts += 1;
-                let at = loop_start.elapsed();
-                if let Err(e) = greeting(client, &web) {
-                    let mac = client.neighbour(&web, "eth0");
-                    failures.push(format!(
-                        "at {} ms (client's entry now {mac:?}): {e}",
-                        at.as_millis()
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (attempts, failures)
-        });
+    let drain_loop = ConnectLoop {
+        pause: Duration::from_millis(20),
+        bound: Duration::from_secs(60),
+        neighbour: true,
+    };
+    let ((), [seen]) = while_connecting(client, [&web], drain_loop, |loop_start| {
         let drained = speaker_lab::nodes_yaml(&[]).replace(
             &format!("metadata: {{name: {owner}}}"),
             &format!("metadata: {{name: {owner}, labels: {{ferrolb.io/drain: \"true\"}}}}"),
@@ -708,23 +693,21 @@ fn a_drained_node_hands_over_before_it_lets_go() {
             "withdrawn after {withdrawn:?}, before the 5 s drain wait"
         );
         std::thread::sleep(Duration::from_millis(500));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        looping.join().expect("client loop")
     });
     // Every connection attempt succeeds: the address never goes
     // unanswered. A connection open at the very moment the client's
     // neighbour entry moves to the new owner can still be reset (its next
     // segment reaches a node that has no such connection): that is layer 2's
     // limit without connection state shared between nodes, counted apart.
-    let (refused, reset): (Vec<&String>, Vec<&String>) =
-        failures.iter().partition(|f| f.contains(": connect: "));
     println!(
-        "client TCP connects to {web} during the drain: {attempts} attempts, {} failed to connect, {} reset after connecting {reset:?}",
-        refused.len(),
-        reset.len()
+        "client TCP connects to {web} during the drain: {} attempts, {} failed to connect, {} reset after connecting {:?}",
+        seen.attempts,
+        seen.failed.len(),
+        seen.reset.len(),
+        seen.reset
     );
-    assert!(attempts > 50, "{attempts} attempts");
-    assert!(refused.is_empty(), "{refused:?}\n{}", lab.logs());
+    assert!(seen.attempts > 50, "{} attempts", seen.attempts);
+    assert!(seen.failed.is_empty(), "{:?}\n{}", seen.failed, lab.logs());
     let log = lab.speaker(owner).log();
     assert!(
         log.contains(&format!("draining: still answering for {web}")),
@@ -742,15 +725,6 @@ fn a_drained_node_hands_over_before_it_lets_go() {
             .contains("graceful-shutdown")),
         "{paths:#?}"
     );
-}
-
-/// What a client loop saw: attempts and failures, a connection refused
-/// or unanswered apart from one reset after it was made.
-#[derive(Debug, Default)]
-struct Connects {
-    attempts: u32,
-    failed: Vec<String>,
-    reset: Vec<String>,
 }
 
 /// A rolling restart of every speaker, one node at a time as a DaemonSet
@@ -793,29 +767,12 @@ fn a_rolling_restart_loses_no_connection() {
         lab.logs()
     );
 
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let (l2, bgp) = std::thread::scope(|scope| {
-        let looping = scope.spawn(|| {
-            let mut seen = [Connects::default(), Connects::default()];
-            let started = Instant::now();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < Duration::from_secs(240)
-            {
-                for (ip, counts) in [&web, &cluster].into_iter().zip(seen.iter_mut()) {
-                    counts.attempts += 1;
-                    if let Err(e) = greeting(client, ip) {
-                        let line = format!("at {} ms: {e}", started.elapsed().as_millis());
-                        if e.starts_with("connect: ") {
-                            counts.failed.push(line);
-                        } else {
-                            counts.reset.push(line);
-                        }
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            seen
-        });
+    let restart_loop = ConnectLoop {
+        pause: Duration::from_millis(10),
+        bound: Duration::from_secs(240),
+        neighbour: false,
+    };
+    let ((), [l2, bgp]) = while_connecting(client, [&web, &cluster], restart_loop, |_| {
         std::thread::sleep(Duration::from_secs(1));
         for node in NODES {
             let began = Instant::now();
@@ -833,9 +790,6 @@ fn a_rolling_restart_loses_no_connection() {
             );
         }
         std::thread::sleep(Duration::from_secs(1));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let [l2, bgp] = looping.join().expect("client loop");
-        (l2, bgp)
     });
     for (what, ip, counts) in [("layer-2", &web, &l2), ("BGP", &cluster, &bgp)] {
         println!(
