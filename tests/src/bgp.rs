@@ -384,6 +384,30 @@ impl GoBgp {
             _ => serde_json::Map::new(),
         }
     }
+
+    /// The next hops GoBGP has for `prefix` (IPv4), sorted.
+    pub fn next_hops(&mut self, ns: &Netns, prefix: &str) -> Vec<String> {
+        let rib = self.rib(ns, "ipv4");
+        gobgp_next_hops(rib.get(prefix).unwrap_or(&Value::Null))
+    }
+}
+
+/// The NEXT_HOP attributes (type 3) of `paths`, one prefix's entry of
+/// `gobgp -j global rib` (an array of paths; anything else has none),
+/// sorted.
+pub fn gobgp_next_hops(paths: &Value) -> Vec<String> {
+    let mut hops: Vec<String> = paths
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            p["attrs"].as_array()?.iter().find(|a| a["type"] == 3)?["nexthop"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    hops.sort();
+    hops
 }
 
 /// GoBGP's `session_state` for Established.

@@ -71,6 +71,18 @@ use std::process::{Child, ExitStatus};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+/// The `q` quantile (nearest rank) of `times`, in milliseconds; NaN when
+/// there are none.
+pub fn quantile_ms(times: &[Duration], q: f64) -> f64 {
+    if times.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
+}
+
 /// Stops a probe process the way an admin would (SIGTERM), waits at most 10 s
 /// for it to exit (then kills it and panics), joins its stderr reader and
 /// collects its last JSON lines (at most 2 s more). Returns the exit status

@@ -483,6 +483,19 @@ impl<'a> Frr<'a> {
         }
     }
 
+    /// The next hops of FRR's paths of `prefix` (each path's first),
+    /// sorted; none when FRR has no such route.
+    pub fn next_hops(&mut self, prefix: &str) -> Vec<String> {
+        let mut hops: Vec<String> = self.route(prefix)["paths"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["nexthops"][0]["ip"].as_str().map(str::to_owned))
+            .collect();
+        hops.sort();
+        hops
+    }
+
     /// `show bfd peers json`.
     pub fn bfd_peers(&mut self) -> Vec<Value> {
         match self.json("show bfd peers json") {

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::bgp::{GoBgp, GoBgpNeighbor};
+use crate::bgp::{GoBgp, GoBgpNeighbor, gobgp_next_hops};
 use crate::netns::{Greeter, Host, Lab, Netns, tcp_fetch};
 use crate::routers::{BfdTimers, Frr, FrrConfig, FrrNeighbor};
 use crate::speaker::{controller_binary, speaker_binary};
@@ -57,6 +57,18 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("ping", "iputils-ping"),
     ("sysctl", "procps"),
 ];
+
+/// [`crate::require`] of [`TOOLS`] and `extra` (e.g. the router's).
+pub fn require(extra: &[(&'static str, &'static str)]) -> bool {
+    let tools: Vec<(&str, &str)> = TOOLS.iter().chain(extra).copied().collect();
+    crate::require(&tools)
+}
+
+/// The namespaces, when root, [`TOOLS`] and `extra` are there; else
+/// `None` after `SKIPPED: …` (a failure under `CI`).
+pub fn network(extra: &[(&'static str, &'static str)]) -> Option<Network> {
+    require(extra).then(Network::new)
+}
 
 /// What [`Router::GoBgp`] needs.
 pub const GOBGP_TOOLS: &[(&str, &str)] = &[("gobgpd", "gobgpd"), ("gobgp", "gobgpd")];
@@ -620,25 +632,13 @@ impl<'n> LabRouter<'n> {
     pub fn gobgp_paths(&mut self, prefix: &str) -> (Vec<String>, Value) {
         let ns = self.ns;
         let rib = self.gobgp().rib(ns, "ipv4");
-        let paths = rib
-            .get(prefix)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut hops: Vec<String> = paths
-            .iter()
-            .filter_map(|p| {
-                p["attrs"].as_array()?.iter().find(|a| a["type"] == 3)?["nexthop"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .collect();
-        hops.sort();
+        let paths = rib.get(prefix).unwrap_or(&Value::Null);
         let attrs = paths
-            .first()
+            .as_array()
+            .and_then(|p| p.first())
             .map(|p| p["attrs"].clone())
             .unwrap_or(Value::Null);
-        (hops, attrs)
+        (gobgp_next_hops(paths), attrs)
     }
 
     /// FRR's paths of `prefix` (`show bgp ipv4|ipv6 unicast PREFIX json`;
@@ -657,15 +657,7 @@ impl<'n> LabRouter<'n> {
         match self.daemon {
             RouterDaemon::None => Vec::new(),
             RouterDaemon::GoBgp(_) => self.gobgp_paths(prefix).0,
-            RouterDaemon::Frr(_) => {
-                let mut hops: Vec<String> = self
-                    .frr_paths(prefix)
-                    .iter()
-                    .filter_map(|p| p["nexthops"][0]["ip"].as_str().map(str::to_owned))
-                    .collect();
-                hops.sort();
-                hops
-            }
+            RouterDaemon::Frr(_) => self.frr().next_hops(prefix),
         }
     }
 }
@@ -842,6 +834,23 @@ impl<'n> SpeakerLab<'n> {
             .collect();
         text += &self.router.log();
         text
+    }
+
+    /// Whether every speaker's last word on each other node (its log's
+    /// `membership: NODE (ADDR) is up|down` lines) is "up".
+    pub fn all_members_up(&self) -> bool {
+        NODES.iter().all(|n| {
+            let log = self.speaker_log(n.name);
+            NODES.iter().filter(|m| m.name != n.name).all(|m| {
+                let about = format!("membership: {} (", m.name);
+                log.lines()
+                    .rev()
+                    .find(|l| {
+                        l.contains(&about) && (l.contains(") is up") || l.contains(") is down"))
+                    })
+                    .is_some_and(|l| l.contains(") is up"))
+            })
+        })
     }
 
     /// The `SpeakerStatus` of node `name` (see [`speaker_status`]).

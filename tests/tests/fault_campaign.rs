@@ -99,7 +99,7 @@ use std::time::{Duration, Instant};
 
 use ferrolb_arp::MacAddr;
 use ferrolb_e2e::answerers::answering_macs;
-use ferrolb_e2e::bgp::{GOBGP_ESTABLISHED, GoBgp, GoBgpNeighbor, wait_until};
+use ferrolb_e2e::bgp::{GOBGP_ESTABLISHED, GoBgp, GoBgpNeighbor, gobgp_next_hops, wait_until};
 use ferrolb_e2e::cluster_lab::{self, Cluster};
 use ferrolb_e2e::netns::Netns;
 use ferrolb_e2e::routers::Frr;
@@ -198,18 +198,6 @@ fn services() -> String {
     docs.join("---\n")
 }
 
-/// The namespaces, when root and the tools (the lab's and `extra`) are
-/// there; else `None`, after `SKIPPED: …` (a failure under `CI`).
-fn network(extra: &[(&'static str, &'static str)]) -> Option<Network> {
-    require(extra).then(Network::new)
-}
-
-/// [`ferrolb_e2e::require`] of the lab's tools and `extra`.
-fn require(extra: &[(&'static str, &'static str)]) -> bool {
-    let tools: Vec<(&str, &str)> = speaker_lab::TOOLS.iter().chain(extra).copied().collect();
-    ferrolb_e2e::require(&tools)
-}
-
 /// A whole number from the environment, or `default`.
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -278,21 +266,6 @@ fn answers(net: &Network, ip: &str) -> BTreeSet<MacAddr> {
     let addr: IpAddr = ip.parse().expect("ip");
     answering_macs(&net.client.ns, &net.client_asker(), addr, ASK_WAIT)
         .unwrap_or_else(|e| panic!("asking who answers {ip}: {e}"))
-}
-
-/// Whether every speaker's last word on each other node (its log's
-/// `membership: NODE (ADDR) is up|down` lines) is "up".
-fn all_up(lab: &SpeakerLab<'_>) -> bool {
-    NODES.iter().all(|n| {
-        let log = lab.speaker_log(n.name);
-        NODES.iter().filter(|m| m.name != n.name).all(|m| {
-            let about = format!("membership: {} (", m.name);
-            log.lines()
-                .rev()
-                .find(|l| l.contains(&about) && (l.contains(") is up") || l.contains(") is down")))
-                .is_some_and(|l| l.contains(") is up"))
-        })
-    })
 }
 
 /// The router's next hops for a prefix, sorted.
@@ -385,7 +358,7 @@ fn settle<'n>(
     let mut clean_rounds = 0;
     loop {
         let at = start.elapsed();
-        let up = all_up(lab);
+        let up = lab.all_members_up();
         let f = faults(lab, l2, bgp, &mut *hops);
         if up && f.clean() {
             run.get_or_insert(at);
@@ -419,24 +392,13 @@ impl XorShift {
     }
 }
 
-/// `q` quantile (nearest rank) of `times`, in milliseconds.
-fn quantile_ms(times: &[Duration], q: f64) -> f64 {
-    if times.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
-}
-
 fn summary(what: &str, times: &[Duration]) -> String {
     format!(
         "{what}: n {}, p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
         times.len(),
-        quantile_ms(times, 0.5),
-        quantile_ms(times, 0.9),
-        quantile_ms(times, 1.0)
+        ferrolb_e2e::quantile_ms(times, 0.5),
+        ferrolb_e2e::quantile_ms(times, 0.9),
+        ferrolb_e2e::quantile_ms(times, 1.0)
     )
 }
 
@@ -444,7 +406,7 @@ fn summary(what: &str, times: &[Duration]) -> String {
 
 #[test]
 fn kill_9_loop() {
-    let Some(net) = network(GOBGP_TOOLS) else {
+    let Some(net) = speaker_lab::network(GOBGP_TOOLS) else {
         return;
     };
     let iterations = env_number("FERROLB_FAULT_ITERATIONS", 3);
@@ -587,36 +549,6 @@ fn kill_9_loop() {
 
 // ---------------------------------------------------------------- router restart
 
-/// The next hops GoBGP has for `prefix` (IPv4), sorted.
-fn gobgp_hops(gobgp: &mut GoBgp, ns: &Netns, prefix: &str) -> Vec<String> {
-    let rib = gobgp.rib(ns, "ipv4");
-    let mut hops: Vec<String> = rib
-        .get(prefix)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            p["attrs"].as_array()?.iter().find(|a| a["type"] == 3)?["nexthop"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
-    hops.sort();
-    hops
-}
-
-/// The next hops FRR's bgpd has for `prefix`, sorted.
-fn frr_hops(frr: &mut Frr<'_>, prefix: &str) -> Vec<String> {
-    let mut hops: Vec<String> = frr.route(prefix)["paths"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["nexthops"][0]["ip"].as_str().map(str::to_owned))
-        .collect();
-    hops.sort();
-    hops
-}
-
 /// The next hops of `prefix` (`IP/32`) in the kernel's main table of
 /// `ns` (what zebra installed), sorted.
 fn fib_hops(ns: &Netns, prefix: &str) -> Vec<String> {
@@ -660,7 +592,7 @@ fn gobgp_restart(graceful: bool) {
     let lab = start_lab(&net, Router::None, "9s", graceful);
     let (_, bgp) = addresses(&lab);
     let all = hops_except(None);
-    let routes_up = |gobgp: &mut GoBgp| bgp.iter().all(|p| gobgp_hops(gobgp, ns, p) == all);
+    let routes_up = |gobgp: &mut GoBgp| bgp.iter().all(|p| gobgp.next_hops(ns, p) == all);
     let established = |gobgp: &mut GoBgp| {
         NODES
             .iter()
@@ -753,7 +685,7 @@ fn check_gobgp_graceful_restart(gobgp: &mut GoBgp, ns: &Netns, graceful: bool, w
 
 #[test]
 fn router_restart_gobgp() {
-    if !require(GOBGP_TOOLS) {
+    if !speaker_lab::require(GOBGP_TOOLS) {
         return;
     }
     for graceful in [false, true] {
@@ -779,7 +711,7 @@ fn frr_restart(graceful: bool) {
     let lab = start_lab(&net, Router::None, "9s", graceful);
     let (_, bgp) = addresses(&lab);
     let all = hops_except(None);
-    let routes_up = |frr: &mut Frr<'_>| bgp.iter().all(|p| frr_hops(frr, p) == all);
+    let routes_up = |frr: &mut Frr<'_>| bgp.iter().all(|p| frr.next_hops(p) == all);
     let up = wait_until(FAULT_BOUND, || {
         (routes_up(&mut frr) && bgp.iter().all(|p| fib_hops(ns, p) == all)).then_some(())
     });
@@ -787,7 +719,7 @@ fn frr_restart(graceful: bool) {
         up.is_some(),
         "FRR never had (and installed) every route from every node: {:?}\n{}\n{}",
         bgp.iter()
-            .map(|p| (frr_hops(&mut frr, p), fib_hops(ns, p)))
+            .map(|p| (frr.next_hops(p), fib_hops(ns, p)))
             .collect::<Vec<_>>(),
         lab.logs(),
         frr.log()
@@ -840,7 +772,7 @@ fn frr_restart(graceful: bool) {
         panic!(
             "after bgpd's restart (graceful restart {graceful}): sessions back after {sessions:?}, routes after {routes:?}, kernel routes after {fib:?} (bound {FAULT_BOUND:?} each); now {:?}\n{}\n{}",
             bgp.iter()
-                .map(|p| (frr_hops(&mut frr, p), fib_hops(ns, p)))
+                .map(|p| (frr.next_hops(p), fib_hops(ns, p)))
                 .collect::<Vec<_>>(),
             lab.logs(),
             frr.log()
@@ -910,7 +842,7 @@ fn check_frr_graceful_restart(frr: &mut Frr<'_>, graceful: bool, when: &str) {
 
 #[test]
 fn router_restart_frr() {
-    if !require(Frr::TOOLS) {
+    if !speaker_lab::require(Frr::TOOLS) {
         return;
     }
     for graceful in [false, true] {
@@ -1025,7 +957,7 @@ fn flap(
 
 #[test]
 fn flapping_link() {
-    let Some(net) = network(GOBGP_TOOLS) else {
+    let Some(net) = speaker_lab::network(GOBGP_TOOLS) else {
         return;
     };
     let secs = env_number("FERROLB_FLAP_SECS", 10);
@@ -1087,20 +1019,7 @@ fn gobgp_cli_hops(ns: &Netns, prefixes: &[String]) -> Vec<Vec<String>> {
     let rib: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     prefixes
         .iter()
-        .map(|prefix| {
-            let mut hops: Vec<String> = rib[prefix.as_str()]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| {
-                    p["attrs"].as_array()?.iter().find(|a| a["type"] == 3)?["nexthop"]
-                        .as_str()
-                        .map(str::to_owned)
-                })
-                .collect();
-            hops.sort();
-            hops
-        })
+        .map(|prefix| gobgp_next_hops(&rib[prefix.as_str()]))
         .collect()
 }
 

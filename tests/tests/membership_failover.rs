@@ -53,10 +53,6 @@ spec:
   ports: [{port: 8080, protocol: TCP}]
 "#;
 
-fn network() -> Option<Network> {
-    ferrolb_e2e::require(speaker_lab::TOOLS).then(Network::new)
-}
-
 /// The lab with every speaker on membership profile `profile`; IPv6
 /// addresses survive a link cut (keep_addr_on_down).
 fn lab<'n>(net: &'n Network, profile: &str) -> SpeakerLab<'n> {
@@ -97,7 +93,7 @@ fn failovers(lab: &SpeakerLab<'_>, trials: usize) -> Vec<Duration> {
         times.push(took);
         lab.net().restore_link(owner);
         // All three members again before the next cut.
-        let back = wait_until(SETTLE, || all_up(lab).then_some(()));
+        let back = wait_until(SETTLE, || lab.all_members_up().then_some(()));
         assert!(
             back.is_some(),
             "trial {trial}: the members did not come back to three after {owner}'s link was restored:\n{}",
@@ -105,21 +101,6 @@ fn failovers(lab: &SpeakerLab<'_>, trials: usize) -> Vec<Duration> {
         );
     }
     times
-}
-
-/// Whether every speaker's last word on each other node (its log's
-/// `membership: NODE (ADDR) is up|down` lines) is "up".
-fn all_up(lab: &SpeakerLab<'_>) -> bool {
-    NODES.iter().all(|n| {
-        let log = lab.speaker_log(n.name);
-        NODES.iter().filter(|m| m.name != n.name).all(|m| {
-            let about = format!("membership: {} (", m.name);
-            log.lines()
-                .rev()
-                .find(|l| l.contains(&about) && (l.contains(") is up") || l.contains(") is down")))
-                .is_some_and(|l| l.contains(") is up"))
-        })
-    })
 }
 
 /// How many times the speakers' logs say a member is down.
@@ -135,17 +116,11 @@ fn downs(lab: &SpeakerLab<'_>) -> usize {
         .sum()
 }
 
-/// The `q` quantile (nearest rank) of `times`, in milliseconds.
-fn quantile_ms(times: &[Duration], q: f64) -> f64 {
-    let mut sorted: Vec<Duration> = times.to_vec();
-    sorted.sort();
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
-}
-
 #[test]
 fn fast_profile_fails_over() {
-    let Some(net) = network() else { return };
+    let Some(net) = speaker_lab::network(&[]) else {
+        return;
+    };
     let lab = lab(&net, "fast");
     let fast = wait_until(SETTLE, || {
         lab.status("node1")["membership"]
@@ -161,7 +136,7 @@ fn fast_profile_fails_over() {
 #[test]
 #[ignore = "benchmark: 20 link cuts per profile (docs/BENCHMARKS.md)"]
 fn failover_benchmark() {
-    if network().is_none() {
+    if speaker_lab::network(&[]).is_none() {
         return;
     }
     for profile in ["fast", "default"] {
@@ -174,9 +149,9 @@ fn failover_benchmark() {
         println!(
             "membership profile {profile}: {} link cuts, failover p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
             times.len(),
-            quantile_ms(&times, 0.5),
-            quantile_ms(&times, 0.99),
-            quantile_ms(&times, 1.0)
+            ferrolb_e2e::quantile_ms(&times, 0.5),
+            ferrolb_e2e::quantile_ms(&times, 0.99),
+            ferrolb_e2e::quantile_ms(&times, 1.0)
         );
     }
 }
@@ -189,7 +164,9 @@ fn snapshot(lab: &SpeakerLab<'_>, ip: &str) -> (usize, Vec<&'static str>) {
 #[test]
 #[ignore = "benchmark: 10 minutes with both cores busy (docs/BENCHMARKS.md)"]
 fn no_false_failover_under_load() {
-    let Some(net) = network() else { return };
+    let Some(net) = speaker_lab::network(&[]) else {
+        return;
+    };
     let seconds: u64 = std::env::var("FERROLB_STABILITY_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -198,7 +175,7 @@ fn no_false_failover_under_load() {
     let ip = assigned(lab.dir(), "web")[0].clone();
     settled_owner(&lab, &ip).unwrap_or_else(|| panic!("no settled owner of {ip}:\n{}", lab.logs()));
     assert!(
-        wait_until(SETTLE, || all_up(&lab).then_some(())).is_some(),
+        wait_until(SETTLE, || lab.all_members_up().then_some(())).is_some(),
         "the speakers do not all see each other:\n{}",
         lab.logs()
     );

@@ -100,17 +100,6 @@ spec:
   ports: [{port: 8080, protocol: TCP}]
 "#;
 
-/// The namespaces, when root and the tools are there (else `None`, after
-/// `SKIPPED: …`; a failure under `CI`).
-fn network() -> Option<Network> {
-    let tools: Vec<(&str, &str)> = speaker_lab::TOOLS
-        .iter()
-        .chain(GOBGP_TOOLS)
-        .copied()
-        .collect();
-    ferrolb_e2e::require(&tools).then(Network::new)
-}
-
 /// Writes the configuration, runs the controller, starts GoBGP and a
 /// speaker per node.
 fn lab(net: &Network) -> SpeakerLab<'_> {
@@ -132,7 +121,9 @@ fn lab(net: &Network) -> SpeakerLab<'_> {
 /// asking, and a new TCP connection reaches it.
 #[test]
 fn layer2_failover_on_kill_and_link_cut() {
-    let Some(net) = network() else { return };
+    let Some(net) = speaker_lab::network(GOBGP_TOOLS) else {
+        return;
+    };
     let mut lab = lab(&net);
     let web = assigned(lab.dir(), "web");
     // Both IPs of one Service may have different owners; follow the IPv4 one.
@@ -193,7 +184,9 @@ fn layer2_failover_on_kill_and_link_cut() {
 /// takes over and the client's neighbour entries move without asking.
 #[test]
 fn layer2_owner_answers_and_hands_over() {
-    let Some(net) = network() else { return };
+    let Some(net) = speaker_lab::network(GOBGP_TOOLS) else {
+        return;
+    };
     let mut lab = lab(&net);
     let web = assigned(lab.dir(), "web");
     let client = &net.client.ns;
@@ -239,7 +232,9 @@ fn layer2_owner_answers_and_hands_over() {
 /// from every node; SIGTERM withdraws a node's routes.
 #[test]
 fn bgp_routes_from_every_node_and_withdrawals() {
-    let Some(net) = network() else { return };
+    let Some(net) = speaker_lab::network(GOBGP_TOOLS) else {
+        return;
+    };
     let mut lab = lab(&net);
     let routed = assigned(lab.dir(), "routed");
     let prefix = format!("{}/32", routed[0]);
@@ -324,16 +319,10 @@ fn answerers(lab: &SpeakerLab<'_>, ip: &str) -> BTreeSet<MacAddr> {
 /// owner the speakers' status names; the times are printed.
 #[test]
 fn one_owner_after_a_partition_heals() {
-    let tools: Vec<(&str, &str)> = speaker_lab::TOOLS
-        .iter()
-        .chain(GOBGP_TOOLS)
-        .chain(&[("nft", "nftables")])
-        .copied()
-        .collect();
-    if !ferrolb_e2e::require(&tools) {
+    let extra = [GOBGP_TOOLS, &[("nft", "nftables")]].concat();
+    let Some(net) = speaker_lab::network(&extra) else {
         return;
-    }
-    let net = Network::new();
+    };
     let lab = lab(&net);
     let web = assigned(lab.dir(), "web");
     let v4 = web

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use ferrolb_e2e::bgp::{GoBgp, GoBgpNeighbor};
 use ferrolb_e2e::netns::Netns;
 use ferrolb_e2e::speaker_lab::{
-    self, GOBGP_TOOLS, NODES, Network, Router, Speaker, SpeakerLab, TOOLS, wait_moved,
+    self, GOBGP_TOOLS, NODES, Network, Router, Speaker, SpeakerLab, wait_moved,
 };
 
 const L2_CONFIG: &str = r#"
@@ -94,12 +94,9 @@ fn current_owner(lab: &SpeakerLab<'_>, ip: &str) -> &'static str {
 #[test]
 #[ignore = "lab benchmark: run by hand, see the module docs"]
 fn layer2_failover() {
-    let mut tools = TOOLS.to_vec();
-    tools.push(("curl", "curl"));
-    if !ferrolb_e2e::require(&tools) {
+    let Some(net) = speaker_lab::network(&[("curl", "curl")]) else {
         return;
-    }
-    let net = Network::new();
+    };
     let mut lab = SpeakerLab::start(
         &net,
         &[("config.yaml", L2_CONFIG), ("services.yaml", L2_SERVICE)],
@@ -272,12 +269,9 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[test]
 #[ignore = "lab benchmark: run by hand, see the module docs"]
 fn bgp_route_latency_and_scale() {
-    let mut tools = TOOLS.to_vec();
-    tools.extend_from_slice(GOBGP_TOOLS);
-    if !ferrolb_e2e::require(&tools) {
+    let Some(net) = speaker_lab::network(GOBGP_TOOLS) else {
         return;
-    }
-    let net = Network::new();
+    };
     // Three more routers: every speaker has 4 peers.
     let neighbors: Vec<GoBgpNeighbor> = NODES
         .iter()

@@ -197,13 +197,6 @@ fn endpoint_slices(local_bgp_node: &str, local_l2_node: &str) -> String {
     .join("---\n")
 }
 
-/// The namespaces, when root and the tools (`extra` and the lab's) are
-/// there; else `None`, after `SKIPPED: …` (a failure under `CI`).
-fn network(extra: &[(&'static str, &'static str)]) -> Option<Network> {
-    let tools: Vec<(&str, &str)> = speaker_lab::TOOLS.iter().chain(extra).copied().collect();
-    ferrolb_e2e::require(&tools).then(Network::new)
-}
-
 /// Starts the lab with FRR (BFD on its neighbours with the tests' timers
 /// when `bfd`), [`config`]`(hold, bfd)`, [`SERVICES`] and the
 /// EndpointSlices (local-bgp on node2, local-l2 on node1).
@@ -237,7 +230,7 @@ fn single_v4(lab: &SpeakerLab, name: &str) -> String {
 /// arrives as its /30, never as a /32; layer-2 Services are not in BGP.
 #[test]
 fn frr_cluster_service_from_every_node_with_communities_and_aggregation() {
-    let Some(net) = network(Frr::TOOLS) else {
+    let Some(net) = speaker_lab::network(Frr::TOOLS) else {
         return;
     };
     let mut lab = frr_lab(&net, "9s", false);
@@ -310,7 +303,7 @@ fn frr_cluster_service_from_every_node_with_communities_and_aggregation() {
 /// connection) to node3.
 #[test]
 fn frr_local_service_follows_its_endpoint() {
-    let Some(net) = network(Frr::TOOLS) else {
+    let Some(net) = speaker_lab::network(Frr::TOOLS) else {
         return;
     };
     let mut lab = frr_lab(&net, "9s", false);
@@ -432,7 +425,7 @@ fn link_cut_withdrawal(lab: &mut SpeakerLab, label: &str) -> Duration {
 /// `holdTime: 3s`, which FRR accepts) expires.
 #[test]
 fn frr_link_cut_withdrawn_within_hold_time() {
-    let Some(net) = network(Frr::TOOLS) else {
+    let Some(net) = speaker_lab::network(Frr::TOOLS) else {
         return;
     };
     let mut lab = frr_lab(&net, &format!("{SHORT_HOLD}s"), false);
@@ -462,7 +455,7 @@ fn frr_link_cut_withdrawn_within_hold_time() {
 /// and printed; only bounded by the withdrawal wait).
 #[test]
 fn frr_link_cut_withdrawn_sooner_with_bfd() {
-    let Some(net) = network(Frr::TOOLS) else {
+    let Some(net) = speaker_lab::network(Frr::TOOLS) else {
         return;
     };
     let mut lab = frr_lab(&net, &format!("{SHORT_HOLD}s"), true);
@@ -492,7 +485,7 @@ fn frr_link_cut_withdrawn_sooner_with_bfd() {
 /// no other node reports anything.
 #[test]
 fn layer2_conflict_names_the_claimants_mac() {
-    let Some(net) = network(&[("arping", "arping")]) else {
+    let Some(net) = speaker_lab::network(&[("arping", "arping")]) else {
         return;
     };
     let config = BASE_CONFIG;
@@ -562,7 +555,7 @@ fn layer2_conflict_names_the_claimants_mac() {
 /// the AS path is empty.
 #[test]
 fn frr_ibgp_carries_the_advertisements_local_preference() {
-    let Some(net) = network(Frr::TOOLS) else {
+    let Some(net) = speaker_lab::network(Frr::TOOLS) else {
         return;
     };
     let config = BASE_CONFIG.to_owned()
@@ -618,7 +611,7 @@ fn frr_ibgp_carries_the_advertisements_local_preference() {
 /// paths stay as they were. Removing the label brings the path back.
 #[test]
 fn a_drained_node_hands_over_before_it_lets_go() {
-    let Some(net) = network(Frr::TOOLS) else {
+    let Some(net) = speaker_lab::network(Frr::TOOLS) else {
         return;
     };
     let mut lab = frr_lab(&net, "90s", false);
@@ -735,7 +728,7 @@ fn a_drained_node_hands_over_before_it_lets_go() {
 /// routes). No connection attempt may fail; the counts are printed.
 #[test]
 fn a_rolling_restart_loses_no_connection() {
-    let Some(net) = network(Frr::TOOLS) else {
+    let Some(net) = speaker_lab::network(Frr::TOOLS) else {
         return;
     };
     let mut lab = frr_lab(&net, "90s", false);
