@@ -396,6 +396,20 @@ pub fn ping(ns: &Netns, ip: &str) -> bool {
     .success()
 }
 
+/// Claims `ip` from `ns` with three gratuitous ARP requests on `eth0`
+/// (sender IP = target IP = `ip`; Habets' arping: `-U` broadcasts, `-S`
+/// sets the sender IP, without which it would be `ns`'s own), 4 s at
+/// most; returns arping's stdout and stderr. Nobody answers those, so
+/// the exit status is not checked.
+pub fn gratuitous_arp(ns: &Netns, ip: &str) -> String {
+    let out = ns.exec(
+        "arping",
+        &["-U", "-S", ip, "-c", "3", "-w", "4", "-i", "eth0", ip],
+        Duration::from_secs(10),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
 /// What the greeter at `ip`:[`TCP_PORT`] says (the name of the node that
 /// took the connection).
 pub fn greeting(ns: &Netns, ip: &str) -> Result<String, String> {

@@ -100,6 +100,12 @@ spec:
   ports: [{port: 8080, protocol: TCP}]
 "#;
 
+/// The namespaces, when root and the tools (GoBGP's too) are there (else
+/// `None`, after `SKIPPED: …`; a failure under `CI`).
+fn network() -> Option<Network> {
+    speaker_lab::network(GOBGP_TOOLS)
+}
+
 /// Writes the configuration, runs the controller, starts GoBGP and a
 /// speaker per node.
 fn lab(net: &Network) -> SpeakerLab<'_> {
@@ -121,9 +127,7 @@ fn lab(net: &Network) -> SpeakerLab<'_> {
 /// asking, and a new TCP connection reaches it.
 #[test]
 fn layer2_failover_on_kill_and_link_cut() {
-    let Some(net) = speaker_lab::network(GOBGP_TOOLS) else {
-        return;
-    };
+    let Some(net) = network() else { return };
     let mut lab = lab(&net);
     let web = assigned(lab.dir(), "web");
     // Both IPs of one Service may have different owners; follow the IPv4 one.
@@ -184,9 +188,7 @@ fn layer2_failover_on_kill_and_link_cut() {
 /// takes over and the client's neighbour entries move without asking.
 #[test]
 fn layer2_owner_answers_and_hands_over() {
-    let Some(net) = speaker_lab::network(GOBGP_TOOLS) else {
-        return;
-    };
+    let Some(net) = network() else { return };
     let mut lab = lab(&net);
     let web = assigned(lab.dir(), "web");
     let client = &net.client.ns;
@@ -232,9 +234,7 @@ fn layer2_owner_answers_and_hands_over() {
 /// from every node; SIGTERM withdraws a node's routes.
 #[test]
 fn bgp_routes_from_every_node_and_withdrawals() {
-    let Some(net) = speaker_lab::network(GOBGP_TOOLS) else {
-        return;
-    };
+    let Some(net) = network() else { return };
     let mut lab = lab(&net);
     let routed = assigned(lab.dir(), "routed");
     let prefix = format!("{}/32", routed[0]);

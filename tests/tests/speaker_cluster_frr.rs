@@ -48,7 +48,9 @@ use ferrolb_e2e::bgp::{sample_for, wait_until};
 use ferrolb_e2e::cluster_lab::{self, Cluster, SETTLE, endpoint_slice_v1beta1, mac_of};
 use ferrolb_e2e::lab_routes::{hops_of, time_until, wait_bfd_peer_up, wait_hops, wait_zebra_hops};
 use ferrolb_e2e::routers::{BfdTimers, Frr};
-use ferrolb_e2e::speaker_lab::{CLIENT_MAC, NODES, Router, frr_config, greeting, wait_moved};
+use ferrolb_e2e::speaker_lab::{
+    CLIENT_MAC, NODES, Router, frr_config, gratuitous_arp, greeting, wait_moved,
+};
 use serde_json::json;
 
 /// BFD interval (both sides, both directions), milliseconds.
@@ -354,16 +356,8 @@ fn conflicting_answerer_is_an_ipconflict_event(lab: &Cluster) {
     let owner = lab
         .settled_owner("web", &ip)
         .unwrap_or_else(|| panic!("no single owner answering for {ip}:\n{}", lab.logs()));
-    // Gratuitous ARP requests from the client's MAC: sender IP = target IP
-    // = the Service IP (Habets' arping: `-U` broadcasts, `-S` sets the
-    // sender IP). Nobody answers those, so the exit status is not checked.
-    let out = lab.client().exec(
-        "arping",
-        &["-U", "-S", &ip, "-c", "3", "-w", "4", "-i", "eth0", &ip],
-        Duration::from_secs(10),
-    );
-    let arping =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    // Gratuitous ARP requests from the client's MAC claiming the Service IP.
+    let arping = gratuitous_arp(lab.client(), &ip);
     let event = lab
         .wait_event("default", "web", "IPConflict", CLIENT_MAC)
         .unwrap_or_else(|| {

@@ -38,8 +38,8 @@ use ferrolb_e2e::connect_loop::{ConnectLoop, while_connecting};
 use ferrolb_e2e::lab_routes::{hops_of, time_until, wait_bfd_peer_up, wait_hops, wait_zebra_hops};
 use ferrolb_e2e::routers::{BfdTimers, Frr};
 use ferrolb_e2e::speaker_lab::{
-    self, CLIENT_MAC, NODES, Network, Router, SETTLE, SpeakerLab, assigned, frr_config, greeting,
-    ping, settled_owner, wait_moved,
+    self, CLIENT_MAC, NODES, Network, Router, SETTLE, SpeakerLab, assigned, frr_config,
+    gratuitous_arp, greeting, ping, settled_owner, wait_moved,
 };
 use serde_json::{Value, json};
 
@@ -505,17 +505,8 @@ fn layer2_conflict_names_the_claimants_mac() {
         .unwrap_or_else(|| panic!("no single owner answering for {ip}:\n{}", lab.logs()));
     let client = &net.client.ns;
 
-    // Gratuitous ARP requests from the client's MAC: sender IP = target
-    // IP = the Service IP (Habets' arping: `-U` broadcasts, `-S` sets the
-    // sender IP; without `-S` it would be the client's own). Nobody
-    // answers those, so the exit status is not checked.
-    let out = client.exec(
-        "arping",
-        &["-U", "-S", &ip, "-c", "3", "-w", "4", "-i", "eth0", &ip],
-        Duration::from_secs(10),
-    );
-    let arping =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    // Gratuitous ARP requests from the client's MAC claiming the Service IP.
+    let arping = gratuitous_arp(client, &ip);
 
     let mut conflicts = Value::Null;
     let seen = wait_until(SETTLE, || {
