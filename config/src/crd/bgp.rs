@@ -216,7 +216,10 @@ pub struct BGPPeerSpec {
     /// Keepalive interval; defaults to a third of the hold time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keepalive_time: Option<String>,
-    /// Time between connection attempts.
+    /// Time between connection attempts: the wait after a failed attempt,
+    /// doubled after each further failure up to 30s (or this value, if
+    /// larger), back to this value once a session is established. Default
+    /// 1s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_time: Option<String>,
     /// BGP identifier (an IPv4 address); defaults to one of the node's addresses.
