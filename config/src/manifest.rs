@@ -54,17 +54,11 @@ pub(crate) fn yaml_error(
         crate::yaml::text_position(text, line.max(1), column)
     });
     let line = at.map_or(doc_start, |(line, _)| doc_start + line - 1);
-    let text = err.to_string();
-    let mut first = text
-        .lines()
-        .next()
-        .unwrap_or("invalid YAML")
-        .trim()
-        .to_string();
-    if let Some(cut) = first.find(" at line ") {
-        first.truncate(cut);
-    }
-    (line, at.map(|(_, column)| column), first)
+    (
+        line,
+        at.map(|(_, column)| column),
+        crate::yaml::parser_message(err),
+    )
 }
 
 /// Parses a multi-document YAML stream named `file`.
@@ -567,6 +561,23 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// A syntax error names its place once, as the file numbers it; the
+    /// parser's own position (counted from the document) and its advice
+    /// to programmers are left out.
+    #[test]
+    fn a_syntax_error_names_the_file_position_only() {
+        let text = "kind: Namespace\napiVersion: v1\nmetadata: {name: a}\n---\n\
+                    apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n   b: c\n\
+                    ---\n{a: 1, a: 2}\n";
+        assert_eq!(
+            problems(text),
+            [
+                "services.yaml:9:5 (document 2): error: document is not valid YAML: mapping values are not allowed in this context",
+                "services.yaml:11:8 (document 3): error: document is not valid YAML: duplicate mapping key: a",
+            ]
+        );
     }
 
     /// `name: y` is a boolean to YAML 1.1 (and to Kubernetes): the

@@ -205,15 +205,7 @@ impl Loc {
 /// The parser's message, after `{where_} line L, column C: ` when it gives a
 /// position; the line is made absolute (the parser counts from `first_line`).
 fn yaml_error(err: &serde_saphyr::Error, where_: &str, doc: &str, first_line: usize) -> String {
-    let text = err.to_string();
-    let first = text.lines().next().unwrap_or("").trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let msg = first
-        .strip_prefix("line ")
-        .and_then(|rest| rest.split_once(": "))
-        .map_or(first, |(_, m)| m);
-    let msg = if msg.is_empty() { "invalid YAML" } else { msg };
-    let msg = msg.find(" at line ").map_or(msg, |cut| &msg[..cut]);
+    let msg = crate::yaml::parser_message(err);
     match err.location() {
         Some(l) => {
             let (line, column) = crate::yaml::text_position(

@@ -206,7 +206,33 @@ pub fn alias_replay_limit(len: usize) -> usize {
 pub fn from_str<'de, T: serde::Deserialize<'de>>(text: &'de str) -> Result<T, serde_saphyr::Error> {
     let mut options = serde_saphyr::Options::default();
     options.alias_limits.max_total_replayed_events = alias_replay_limit(text.len());
+    // Our messages take the parser's first line and position only; a
+    // rendered source snippet (a copy of the text around the error, drawn
+    // on Display) would be built and thrown away.
+    options.with_snippet = false;
     serde_saphyr::from_str_with_options(text, options)
+}
+
+/// The parser's message for `err`, without the position it repeats (the
+/// caller names the position, relative to the file) and without the
+/// library's advice to its programmer.
+pub fn parser_message(err: &serde_saphyr::Error) -> String {
+    let text = err.without_snippet().to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let msg = first
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+        .map_or(first, |(_, m)| m);
+    let msg = msg.find(" at line ").map_or(msg, |cut| &msg[..cut]);
+    let msg = msg
+        .find(", set DuplicateKeyPolicy")
+        .map_or(msg, |cut| &msg[..cut]);
+    if msg.is_empty() {
+        "invalid YAML".to_string()
+    } else {
+        msg.to_string()
+    }
 }
 
 /// Where a YAML parser's position (1-based line and column, lines broken
